@@ -1,0 +1,128 @@
+"""Deployed definition versions: deploy with content versioning, and the parsed-spec cache."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.definitions.compile import CompiledDefinition, SourceFile, compile_definition
+from engine.errors import NotFound
+from engine.store.tables import Definition
+from engine.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Deployed:
+    key: str
+    version: int
+    checksum: str
+    created: bool
+
+
+class DefinitionCatalog:
+    def __init__(
+        self,
+        known_topic: Callable[[str], bool],
+        known_ruleset: Callable[[str], bool],
+        cache_size: int = 256,
+    ) -> None:
+        self.known_topic = known_topic
+        self.known_ruleset = known_ruleset
+        self._cache: OrderedDict[int, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def compile(self, files: list[SourceFile]) -> CompiledDefinition:
+        return compile_definition(files, self.known_topic, self.known_ruleset)
+
+    def deploy(self, uow: UnitOfWork, files: list[SourceFile], actor: str | None) -> list[Deployed]:
+        """Deploy every executable process in `files`; identical content keeps its version."""
+        compiled = self.compile(files)
+        stored_files = [{"name": f.name, "content": f.content.decode("utf-8")} for f in files]
+        results = []
+        for key in compiled.process_ids:
+            latest = uow.session.execute(
+                select(Definition)
+                .where(Definition.key == key)
+                .order_by(Definition.version.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if latest is not None and latest.checksum == compiled.checksum:
+                results.append(Deployed(key, latest.version, latest.checksum, created=False))
+                continue
+            row = Definition(
+                key=key,
+                version=(latest.version + 1) if latest else 1,
+                checksum=compiled.checksum,
+                files=stored_files,
+                elements=compiled.elements,
+                deployed_by=actor,
+            )
+            uow.session.add(row)
+            uow.session.flush()
+            with self._lock:
+                self._cache[row.id] = compiled.specs[key]
+            results.append(Deployed(key, row.version, row.checksum, created=True))
+        return results
+
+    def latest(self, uow: UnitOfWork, key: str) -> Definition:
+        row = uow.session.execute(
+            select(Definition).where(Definition.key == key).order_by(Definition.version.desc()).limit(1)
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"no process definition with key '{key}'")
+        return row
+
+    def version(self, uow: UnitOfWork, key: str, version: int) -> Definition:
+        row = uow.session.execute(
+            select(Definition).where(Definition.key == key, Definition.version == version)
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"process '{key}' has no version {version}")
+        return row
+
+    def by_id(self, uow: UnitOfWork, definition_id: int) -> Definition:
+        row = uow.session.get(Definition, definition_id)
+        if row is None:
+            raise NotFound(f"definition {definition_id} is missing")
+        return row
+
+    def summary(self, uow: UnitOfWork) -> list[dict[str, Any]]:
+        rows = uow.session.execute(
+            select(Definition.key, Definition.version, Definition.checksum, Definition.deployed_at)
+            .order_by(Definition.key, Definition.version)
+        ).all()
+        by_key: dict[str, dict[str, Any]] = {}
+        for key, version, checksum, deployed_at in rows:
+            entry = by_key.setdefault(key, {"key": key, "latest_version": 0, "versions": []})
+            entry["versions"].append(
+                {"version": version, "checksum": checksum, "deployed_at": deployed_at.isoformat()}
+            )
+            entry["latest_version"] = max(entry["latest_version"], version)
+        return list(by_key.values())
+
+    def count(self, uow: UnitOfWork) -> int:
+        return uow.session.execute(select(func.count()).select_from(Definition)).scalar_one()
+
+    def specs(self, row: Definition) -> tuple[Any, dict[str, Any]]:
+        """The parsed spec for a stored version, parsed once per process and cached."""
+        with self._lock:
+            cached = self._cache.get(row.id)
+            if cached is not None:
+                self._cache.move_to_end(row.id)
+                return cached
+        files = [SourceFile(f["name"], f["content"].encode("utf-8")) for f in row.files]
+        # Stored versions were validated at deploy time; re-validating topics here would strand
+        # running instances if a handler were later renamed.
+        compiled = compile_definition(files)
+        specs = compiled.specs[row.key]
+        with self._lock:
+            self._cache[row.id] = specs
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return specs

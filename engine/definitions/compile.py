@@ -1,0 +1,178 @@
+"""Turn uploaded BPMN/DMN files into a validated definition, or element-level errors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from engine.definitions.camunda import BPMN_NS, NS, expression_body, read_elements
+from engine.definitions.parser import FlowgateParser, UnsafeDocument, parse_xml
+from engine.errors import InvalidDefinition
+from engine.sandbox import check_source
+
+GATEWAYS = {"exclusiveGateway", "inclusiveGateway", "complexGateway", "eventBasedGateway"}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str
+    content: bytes
+
+    @property
+    def kind(self) -> str:
+        return "dmn" if self.name.lower().endswith(".dmn") else "bpmn"
+
+
+@dataclass
+class CompiledDefinition:
+    """Validated files plus what the engine reads from them."""
+
+    files: list[SourceFile]
+    process_ids: list[str]
+    elements: dict[str, dict[str, Any]]
+    checksum: str
+    specs: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+
+def checksum(files: Iterable[SourceFile]) -> str:
+    digest = hashlib.sha256()
+    for source in sorted(files, key=lambda f: f.name):
+        digest.update(source.name.encode() + b"\0")
+        digest.update(hashlib.sha256(source.content).digest())
+    return digest.hexdigest()
+
+
+def _error(element_id: str | None, message: str, file_name: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"element_id": element_id, "message": message}
+    if file_name:
+        error["file"] = file_name
+    return error
+
+
+def _check_flows(tree: etree._ElementTree, name: str) -> list[dict[str, Any]]:
+    errors = []
+    for process in tree.xpath("//bpmn:process", namespaces=NS):
+        kinds = {
+            node.get("id"): etree.QName(node).localname
+            for node in process.iter(f"{{{BPMN_NS}}}*")
+            if node.get("id")
+        }
+        for flow in process.xpath(".//bpmn:sequenceFlow", namespaces=NS):
+            flow_id = flow.get("id")
+            for end in ("sourceRef", "targetRef"):
+                if flow.get(end) not in kinds:
+                    errors.append(
+                        _error(flow_id, f"{end} '{flow.get(end)}' is not an element", name)
+                    )
+            condition = flow.find(f"{{{BPMN_NS}}}conditionExpression")
+            if condition is not None and kinds.get(flow.get("sourceRef")) not in GATEWAYS:
+                errors.append(
+                    _error(
+                        flow_id,
+                        f"has a condition but its source '{flow.get('sourceRef')}' is not a gateway",
+                        name,
+                    )
+                )
+            if condition is not None and (condition.text or "").strip():
+                for message in check_source(condition.text.strip(), "eval"):
+                    errors.append(_error(flow_id, f"condition refused: {message}", name))
+        starts = process.xpath("./bpmn:startEvent", namespaces=NS)
+        if process.get("isExecutable", "true") != "false" and not starts:
+            errors.append(_error(process.get("id"), "process has no start event", name))
+        for script in process.xpath(".//bpmn:scriptTask", namespaces=NS):
+            text = script.findtext(f"{{{BPMN_NS}}}script") or ""
+            for message in check_source(text, "exec"):
+                errors.append(_error(script.get("id"), f"script refused: {message}", name))
+    return errors
+
+
+def _check_elements(
+    elements: dict[str, dict[str, Any]],
+    known_topic: Callable[[str], bool],
+    known_ruleset: Callable[[str], bool],
+    dmn_decisions: set[str],
+) -> list[dict[str, Any]]:
+    errors = []
+    for element_id, info in elements.items():
+        topic = info.get("topic")
+        if info["type"] == "serviceTask" and topic and not known_topic(topic):
+            errors.append(_error(element_id, f"unknown service topic '{topic}'"))
+        ref = info.get("decision_ref")
+        if ref and ref not in dmn_decisions and not known_ruleset(ref):
+            errors.append(_error(element_id, f"decisionRef '{ref}' is neither a DMN nor a ruleset"))
+        for attr in ("assignee", "candidate_groups", "candidate_users", "due_date"):
+            body = expression_body(info.get(attr))
+            if body is not None:
+                for message in check_source(body, "eval"):
+                    errors.append(_error(element_id, f"{attr} expression refused: {message}"))
+    return errors
+
+
+def load_parser(files: Iterable[SourceFile]) -> tuple[FlowgateParser, dict[str, etree._ElementTree]]:
+    parser = FlowgateParser()
+    trees = {}
+    for source in files:
+        tree = parse_xml(source.content, source.name)
+        trees[source.name] = tree
+        if source.kind == "dmn":
+            parser.add_dmn_xml(tree.getroot(), filename=source.name)
+        else:
+            parser.add_bpmn_xml(tree.getroot(), filename=source.name)
+    return parser, trees
+
+
+def compile_definition(
+    files: list[SourceFile],
+    known_topic: Callable[[str], bool] = lambda _t: True,
+    known_ruleset: Callable[[str], bool] = lambda _r: True,
+) -> CompiledDefinition:
+    """Parse and validate; raise `InvalidDefinition` listing every problem by element id."""
+    if not any(f.kind == "bpmn" for f in files):
+        raise InvalidDefinition("no .bpmn file uploaded", [_error(None, "no .bpmn file")])
+    try:
+        parser, trees = load_parser(files)
+    except UnsafeDocument as exc:
+        raise InvalidDefinition(str(exc), [_error(None, str(exc))]) from exc
+    except ValidationException as exc:
+        raise InvalidDefinition(str(exc), [_error(exc.id or None, str(exc), exc.file_name)]) from exc
+    except (SpiffWorkflowException, etree.XMLSyntaxError, ValueError, KeyError) as exc:
+        raise InvalidDefinition(str(exc), [_error(None, f"cannot parse: {exc}")]) from exc
+
+    elements: dict[str, dict[str, Any]] = {}
+    errors: list[dict[str, Any]] = []
+    for name, tree in trees.items():
+        if name.lower().endswith(".dmn"):
+            continue
+        elements.update(read_elements(tree))
+        errors.extend(_check_flows(tree, name))
+    errors.extend(_check_elements(elements, known_topic, known_ruleset, set(parser.dmn_parsers)))
+
+    process_ids = [
+        node.get("id")
+        for tree in trees.values()
+        for node in tree.xpath("//bpmn:process", namespaces=NS)
+        if node.get("isExecutable", "true") != "false"
+    ]
+    if not process_ids:
+        errors.append(_error(None, "no executable process"))
+    specs: dict[str, tuple[Any, dict[str, Any]]] = {}
+    if not errors:
+        for process_id in process_ids:
+            try:
+                specs[process_id] = (
+                    parser.get_spec(process_id),
+                    parser.get_subprocess_specs(process_id),
+                )
+            except ValidationException as exc:
+                errors.append(_error(exc.id or process_id, str(exc), exc.file_name))
+            except (SpiffWorkflowException, KeyError, ValueError) as exc:
+                errors.append(_error(process_id, f"cannot build process: {exc}"))
+    if errors:
+        raise InvalidDefinition(f"{len(errors)} problem(s) in the uploaded model", errors)
+    return CompiledDefinition(files, process_ids, elements, checksum(files), specs)

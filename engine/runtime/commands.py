@@ -1,0 +1,456 @@
+"""Engine commands: start, complete_task, deliver_message, fire_timer, cancel, retry.
+
+Each is one transaction (DESIGN §2): load and lock the instance, run engine steps until every
+token waits, write state, projections, history and outbox rows, commit. A failing step leaves
+the instance at its last clean point with an incident instead of losing the command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine.definitions.catalog import DefinitionCatalog
+from engine.errors import Conflict, ConcurrentUpdate, Forbidden, NotFound
+from engine.runtime.execution import DecisionMaker, Execution, Incident, NoRules
+from engine.runtime.forms import validate_form
+from engine.runtime.projection import clear_projections, sync_projections
+from engine.runtime.state import dump_state, load_state, to_json_safe
+from engine.sandbox import make_script_engine
+from engine.services import ServiceRegistry
+from engine.store.tables import (
+    BufferedMessage,
+    HumanTask,
+    IdempotencyRecord,
+    Instance,
+    MessageSubscription,
+    Timer,
+)
+from engine.store.uow import UnitOfWork, UnitOfWorkFactory
+
+T = TypeVar("T")
+MAX_BUFFERED_DELIVERIES = 20
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who issues a command: a user with roles and groups, or a system key."""
+
+    user: str
+    roles: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    def in_any(self, names: list[str]) -> bool:
+        return bool((self.roles | self.groups) & set(names))
+
+
+SYSTEM = Actor("flowgate", frozenset({"system"}))
+
+
+@dataclass
+class Runtime:
+    """The engine's dependencies, wired once by the composition root."""
+
+    uow: UnitOfWorkFactory
+    catalog: DefinitionCatalog
+    services: ServiceRegistry
+    rules: DecisionMaker = field(default_factory=NoRules)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    message_ttl: timedelta = timedelta(minutes=10)
+    max_attempts: int = 5
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _with_retry(rt: Runtime, attempt: Callable[[], T]) -> T:
+    """Re-run a command that lost an optimistic-lock or unique-key race."""
+    for n in range(rt.max_attempts):
+        try:
+            return attempt()
+        except (StaleDataError, IntegrityError, ConcurrentUpdate):
+            if n == rt.max_attempts - 1:
+                raise ConcurrentUpdate("the instance is busy; try again") from None
+    raise AssertionError("unreachable")
+
+
+# Loading and saving -------------------------------------------------------------------------
+
+
+def _load(rt: Runtime, uow: UnitOfWork, instance_id: str, actor: Actor, skip_locked: bool = False):
+    stmt = uow.for_update(select(Instance).where(Instance.id == instance_id), skip_locked)
+    instance = uow.session.execute(stmt).scalar_one_or_none()
+    if instance is None:
+        if skip_locked:
+            return None
+        raise NotFound(f"no instance '{instance_id}'")
+    definition = rt.catalog.by_id(uow, instance.definition_id)
+    spec, subprocess_specs = rt.catalog.specs(definition)
+    workflow = load_state(instance.state, spec, subprocess_specs)
+    workflow.script_engine = make_script_engine()
+    return Execution(
+        uow=uow,
+        instance=instance,
+        definition=definition,
+        workflow=workflow,
+        services=rt.services,
+        rules=rt.rules,
+        actor=actor.user,
+        now=rt.clock(),
+    )
+
+
+def _variables(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The process variables a person would expect: the data where the tokens now are."""
+    merged: dict[str, Any] = {}
+    active = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
+    sources = [t for t in active if t.task_spec.bpmn_id] or (
+        [workflow.last_task] if workflow.last_task is not None else []
+    )
+    for task in sources:
+        merged.update(task.data)
+    return to_json_safe(merged)
+
+
+def _save(rt: Runtime, ex: Execution, incident: Incident | None) -> None:
+    for _ in range(MAX_BUFFERED_DELIVERIES):
+        new_subscriptions = _save_once(ex, incident)
+        if incident is not None or not new_subscriptions:
+            break
+        buffered = _take_buffered(ex, new_subscriptions)
+        if buffered is None:
+            break
+        incident = _catch_message(ex, buffered.message_name, buffered.payload, buffered.message_id)
+
+
+def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscription]:
+    instance, workflow = ex.instance, ex.workflow
+    if instance.status == "cancelled":
+        pass
+    elif incident is not None:
+        instance.status = "incident"
+        instance.incident = incident.as_dict(ex.now)
+    elif workflow.completed:
+        instance.status = "completed"
+        instance.incident = None
+        instance.ended_at = ex.now
+        ex.record("instance_completed")
+    else:
+        instance.status = "running"
+        instance.incident = None
+    instance.state = dump_state(workflow)
+    instance.variables = _variables(workflow)
+    instance.updated_at = ex.now
+    if instance.status in ("completed", "cancelled"):
+        sync_projections(ex)
+        clear_projections(ex)
+        subscriptions: list[MessageSubscription] = []
+    else:
+        subscriptions = sync_projections(ex)
+    ex.uow.session.add_all(ex.events)
+    ex.events = []
+    ex.uow.session.flush()
+    return subscriptions
+
+
+def _take_buffered(ex: Execution, subscriptions: list[MessageSubscription]) -> BufferedMessage | None:
+    for sub in subscriptions:
+        stmt = (
+            select(BufferedMessage)
+            .where(
+                BufferedMessage.message_name == sub.message_name,
+                BufferedMessage.correlation_key == sub.correlation_key,
+                BufferedMessage.expires_at > ex.now,
+            )
+            .order_by(BufferedMessage.id)
+            .limit(1)
+        )
+        buffered = ex.uow.session.execute(ex.uow.for_update(stmt, skip_locked=True)).scalar_one_or_none()
+        if buffered is not None:
+            ex.uow.session.delete(buffered)
+            return buffered
+    return None
+
+
+def _catch_message(
+    ex: Execution, name: str, payload: dict[str, Any], message_id: str | None
+) -> Incident | None:
+    event = BpmnEvent(MessageEventDefinition(name), payload={"payload": payload, "result_var": name})
+    caught = ex.workflow.event_manager.catch(event, internal=False)
+    if not caught:
+        raise Conflict(f"instance {ex.instance.id} is not waiting for message '{name}'")
+    ex.record("message_received", None, name=name, message_id=message_id)
+    return ex.run_steps()
+
+
+def instance_summary(uow: UnitOfWork, instance: Instance) -> dict[str, Any]:
+    tasks = uow.session.execute(
+        select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == "open")
+    ).scalars()
+    timers = uow.session.execute(select(Timer).where(Timer.instance_id == instance.id)).scalars()
+    subs = uow.session.execute(
+        select(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
+    ).scalars()
+    waiting = [
+        {"type": "message", "name": s.message_name, "correlation_key": s.correlation_key,
+         "element_id": s.element_id}
+        for s in subs
+    ] + [{"type": "timer", "element_id": t.element_id, "due_at": t.due_at.isoformat()} for t in timers]
+    return {
+        "id": instance.id,
+        "process_key": instance.process_key,
+        "version": instance.version,
+        "business_key": instance.business_key,
+        "status": instance.status,
+        "incident": instance.incident,
+        "active_tasks": [
+            {"id": t.id, "element_id": t.element_id, "name": t.name, "assignee": t.assignee,
+             "candidate_groups": t.candidate_groups}
+            for t in tasks
+        ],
+        "waiting_for": waiting,
+    }
+
+
+# Commands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    status_code: int
+    body: dict[str, Any]
+
+
+def _idempotent(uow: UnitOfWork, scope: str, key: str | None, digest: str) -> Result | None:
+    if key is None:
+        return None
+    record = uow.session.get(IdempotencyRecord, (scope, key))
+    if record is None:
+        return None
+    if record.request_hash != digest:
+        raise Conflict(f"{scope} key '{key}' was already used with a different request")
+    return Result(200 if record.status_code == 201 else record.status_code, record.response)
+
+
+def _remember(uow: UnitOfWork, scope: str, key: str | None, digest: str, result: Result) -> None:
+    if key is not None:
+        uow.session.add(
+            IdempotencyRecord(
+                scope=scope, key=key, request_hash=digest,
+                status_code=result.status_code, response=result.body,
+            )
+        )
+
+
+def start(
+    rt: Runtime,
+    process_key: str,
+    business_key: str | None,
+    variables: dict[str, Any],
+    actor: Actor,
+    idempotency_key: str | None = None,
+    version: int | None = None,
+) -> Result:
+    digest = request_hash({"process_key": process_key, "business_key": business_key,
+                           "variables": variables, "version": version})
+
+    def attempt() -> Result:
+        with rt.uow() as uow:
+            previous = _idempotent(uow, "start", idempotency_key, digest)
+            if previous is not None:
+                return previous
+            definition = (
+                rt.catalog.version(uow, process_key, version) if version
+                else rt.catalog.latest(uow, process_key)
+            )
+            spec, subprocess_specs = rt.catalog.specs(definition)
+            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=make_script_engine())
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.data.update(variables)
+            instance = Instance(
+                id=uuid.uuid4().hex,
+                definition_id=definition.id,
+                process_key=definition.key,
+                version=definition.version,
+                business_key=business_key,
+                status="running",
+                state=b"",
+                variables={},
+                started_by=actor.user,
+                created_at=rt.clock(),
+                updated_at=rt.clock(),
+            )
+            uow.session.add(instance)
+            ex = Execution(uow, instance, definition, workflow, rt.services, rt.rules,
+                           actor.user, rt.clock())
+            ex.record("instance_started", None, business_key=business_key)
+            incident = ex.run_steps()
+            _save(rt, ex, incident)
+            result = Result(201, instance_summary(uow, instance))
+            _remember(uow, "start", idempotency_key, digest, result)
+            uow.commit()
+            return result
+
+    return _with_retry(rt, attempt)
+
+
+def _check_can_complete(row: HumanTask, actor: Actor) -> None:
+    if row.status != "open":
+        raise Conflict(f"task {row.id} is already {row.status}")
+    if actor.is_admin:
+        return
+    if row.assignee and row.assignee != actor.user:
+        raise Conflict(f"task {row.id} is assigned to {row.assignee}")
+    if row.assignee == actor.user:
+        return
+    candidates = row.candidate_groups or row.candidate_users
+    if candidates and not (actor.user in row.candidate_users or actor.in_any(row.candidate_groups)):
+        raise Forbidden(f"{actor.user} is not a candidate for task {row.id}")
+
+
+def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: Actor) -> Result:
+    def attempt() -> Result:
+        with rt.uow() as uow:
+            row = uow.session.get(HumanTask, task_id)
+            if row is None:
+                raise NotFound(f"no task '{task_id}'")
+            _check_can_complete(row, actor)
+            values = validate_form(row.form, variables)
+            ex = _load(rt, uow, row.instance_id, actor)
+            task = ex.workflow.get_task_from_id(uuid.UUID(task_id))
+            if task is None or task.state != TaskState.READY:
+                raise Conflict(f"task {task_id} is no longer open")
+            uow.session.refresh(row)
+            if row.status != "open":
+                raise Conflict(f"task {task_id} is already {row.status}")
+            task.data.update(values)
+            task.run()
+            row.status = "completed"
+            row.completed_at = ex.now
+            row.completed_by = actor.user
+            ex.completed_task_ids.add(task_id)
+            ex.record("task_completed", row.element_id, task_id=task_id,
+                      variables=sorted(values))
+            incident = ex.run_steps()
+            _save(rt, ex, incident)
+            result = Result(200, instance_summary(uow, ex.instance))
+            uow.commit()
+            return result
+
+    return _with_retry(rt, attempt)
+
+
+def deliver_message(
+    rt: Runtime,
+    name: str,
+    correlation_key: str | None,
+    payload: dict[str, Any],
+    message_id: str | None,
+    actor: Actor,
+) -> Result:
+    digest = request_hash({"name": name, "correlation_key": correlation_key, "payload": payload})
+
+    def attempt() -> Result:
+        with rt.uow() as uow:
+            previous = _idempotent(uow, "message", message_id, digest)
+            if previous is not None:
+                return Result(previous.status_code, previous.body)
+            sub = uow.session.execute(
+                select(MessageSubscription)
+                .where(MessageSubscription.message_name == name,
+                       MessageSubscription.correlation_key == correlation_key)
+                .order_by(MessageSubscription.id)
+                .limit(1)
+            ).scalar_one_or_none()
+            now = rt.clock()
+            if sub is None:
+                expires = now + rt.message_ttl
+                uow.session.add(BufferedMessage(
+                    message_name=name, correlation_key=correlation_key, message_id=message_id,
+                    payload=payload, received_at=now, expires_at=expires))
+                result = Result(202, {"status": "buffered", "expires_at": expires.isoformat()})
+            else:
+                ex = _load(rt, uow, sub.instance_id, actor)
+                incident = _catch_message(ex, name, payload, message_id)
+                _save(rt, ex, incident)
+                result = Result(200, {"status": "delivered", "instance_id": ex.instance.id,
+                                      "instance_status": ex.instance.status})
+            _remember(uow, "message", message_id, digest, result)
+            uow.commit()
+            return result
+
+    return _with_retry(rt, attempt)
+
+
+def fire_timer(rt: Runtime, timer_id: int) -> bool:
+    """Fire one due timer; False when another worker has it or it is already gone."""
+    with rt.uow() as uow:
+        timer = uow.session.get(Timer, timer_id)
+        if timer is None or timer.due_at > rt.clock():
+            return False
+        ex = _load(rt, uow, timer.instance_id, SYSTEM, skip_locked=True)
+        if ex is None:
+            return False
+        # Re-read under the instance lock: another scheduler may have fired it meanwhile.
+        uow.session.expire(timer)
+        if uow.session.get(Timer, timer_id) is None:
+            return False
+        task = ex.workflow.get_task_from_id(uuid.UUID(timer.task_id))
+        if task is None or task.state != TaskState.WAITING:
+            uow.session.delete(timer)
+            uow.commit()
+            return False
+        ex.record("timer_fired", timer.element_id, due_at=timer.due_at)
+        ex.workflow.refresh_timers()
+        incident = ex.run_steps()
+        _save(rt, ex, incident)
+        try:
+            uow.commit()
+        except StaleDataError:
+            return False
+        return True
+
+
+def cancel(rt: Runtime, instance_id: str, reason: str, actor: Actor) -> Result:
+    with rt.uow() as uow:
+        ex = _load(rt, uow, instance_id, actor)
+        if ex.instance.status in ("completed", "cancelled"):
+            raise Conflict(f"instance {instance_id} is already {ex.instance.status}")
+        ex.workflow.cancel()
+        ex.instance.status = "cancelled"
+        ex.instance.ended_at = ex.now
+        ex.record("instance_cancelled", None, reason=reason)
+        _save(rt, ex, None)
+        result = Result(200, instance_summary(uow, ex.instance))
+        uow.commit()
+        return result
+
+
+def retry(rt: Runtime, instance_id: str, actor: Actor) -> Result:
+    with rt.uow() as uow:
+        ex = _load(rt, uow, instance_id, actor)
+        if ex.instance.status != "incident":
+            raise Conflict(f"instance {instance_id} has no incident to retry")
+        ex.record("incident_retried", (ex.instance.incident or {}).get("element_id"))
+        incident = ex.run_steps()
+        _save(rt, ex, incident)
+        result = Result(200, instance_summary(uow, ex.instance))
+        uow.commit()
+        return result

@@ -1,0 +1,196 @@
+"""One command's view of one instance while SpiffWorkflow runs it.
+
+It carries the unit of work, the loaded workflow and what the command will write besides the
+state blob: history events, outbox rows and decision records.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from engine.definitions.task_specs import ExternalServiceTask, RulesetTask
+from engine.errors import BusinessError
+from engine.runtime.context import executing
+from engine.runtime.state import to_json_safe
+from engine.services import ServiceCall, ServiceRegistry
+from engine.store.tables import Definition, Instance, InstanceEvent, OutboxMessage
+from engine.store.uow import UnitOfWork
+
+
+class DecisionMaker(Protocol):
+    """The rules hook for business rule tasks that name a ruleset (see rules issue)."""
+
+    def decide(self, execution: Execution, ruleset_key: str, task: Any) -> None: ...
+
+
+class NoRules:
+    def decide(self, execution: Execution, ruleset_key: str, task: Any) -> None:
+        raise LookupError(f"no rules engine is wired to evaluate '{ruleset_key}'")
+
+
+class _BusinessErrorRouted(Exception):
+    """A BusinessError was caught by a boundary event; the failed task stays in ERROR."""
+
+
+@dataclass
+class Incident:
+    element_id: str | None
+    error: str
+
+    def as_dict(self, at: datetime) -> dict[str, Any]:
+        return {"element_id": self.element_id, "error": self.error, "at": at.isoformat()}
+
+
+@dataclass
+class Execution:
+    uow: UnitOfWork
+    instance: Instance
+    definition: Definition
+    workflow: BpmnWorkflow
+    services: ServiceRegistry
+    rules: DecisionMaker
+    actor: str | None
+    now: datetime
+    events: list[InstanceEvent] = field(default_factory=list)
+    completed_task_ids: set[str] = field(default_factory=set)
+
+    @property
+    def elements(self) -> dict[str, dict[str, Any]]:
+        return self.definition.elements
+
+    def record(self, event_type: str, element_id: str | None = None, **details: Any) -> None:
+        self.events.append(
+            InstanceEvent(
+                instance_id=self.instance.id,
+                at=self.now,
+                type=event_type,
+                element_id=element_id,
+                actor=self.actor,
+                details=to_json_safe(details),
+            )
+        )
+
+    def emit(self, event_type: str, payload: dict[str, Any], key: str) -> None:
+        self.uow.session.add(
+            OutboxMessage(
+                idempotency_key=f"{self.instance.id}:{key}",
+                event_type=event_type,
+                instance_id=self.instance.id,
+                payload=to_json_safe(payload),
+                next_attempt_at=self.now,
+                created_at=self.now,
+            )
+        )
+        self.record("outbox_queued", None, event_type=event_type)
+
+    # Hooks called by the flowgate task specs -------------------------------------------
+
+    def call_service(self, topic: str, task: Any) -> None:
+        element_id = task.task_spec.bpmn_id
+        call = ServiceCall(
+            topic=topic,
+            element_id=element_id,
+            task_id=str(task.id),
+            instance_id=self.instance.id,
+            business_key=self.instance.business_key,
+            variables=task.data,
+            properties=self.elements.get(element_id, {}).get("properties", {}),
+            now=self.now,
+            execution=self,
+        )
+        try:
+            result = self.services.handler(topic)(call)
+        except BusinessError as exc:
+            self._route_business_error(task, exc)
+            raise _BusinessErrorRouted(exc.code) from exc
+        if result:
+            task.data.update(result)
+
+    def evaluate_ruleset(self, ruleset_key: str, task: Any) -> None:
+        self.rules.decide(self, ruleset_key, task)
+
+    def _route_business_error(self, task: Any, exc: BusinessError) -> None:
+        event = BpmnEvent(
+            ErrorEventDefinition(exc.code, code=exc.code),
+            payload={"error_code": exc.code, "error_message": exc.message},
+            target=task.workflow,
+        )
+        caught = self.workflow.event_manager.catch(event, internal=False)
+        if not caught:
+            # No boundary event for this code: a modelling gap, so stop here as an incident.
+            raise RuntimeError(f"business error '{exc.code}' has no error boundary event") from exc
+        self.record("business_error", task.task_spec.bpmn_id, code=exc.code, message=exc.message)
+
+    # Running the engine ------------------------------------------------------------------
+
+    def run_steps(self) -> Incident | None:
+        """Run engine steps until every token waits; on failure, stop before the failing task.
+
+        The failing task's data and state are put back as they were before it ran, and its
+        database writes are undone by a savepoint, so the saved state is the last clean point
+        and `retry` simply runs the steps again.
+        """
+        current: dict[str, Any] = {}
+
+        def will_complete(task: Any) -> None:
+            current.clear()
+            current["task"] = task
+            if isinstance(task.task_spec, ExternalServiceTask | RulesetTask) or getattr(
+                task.task_spec, "script", None
+            ):
+                current["data"] = deepcopy(task.data)
+                current["internal"] = deepcopy(task.internal_data)
+                current["savepoint"] = self.uow.session.begin_nested()
+
+        def did_complete(task: Any) -> None:
+            savepoint = current.pop("savepoint", None)
+            if savepoint is not None:
+                savepoint.commit()
+            if task.task_spec.bpmn_id is not None:
+                self.record("element_completed", task.task_spec.bpmn_id)
+            current.clear()
+
+        with executing(self):
+            while True:
+                try:
+                    self.workflow.do_engine_steps(will_complete, did_complete)
+                    return None
+                except _BusinessErrorRouted:
+                    self._undo_savepoint(current)
+                    continue
+                except Exception as exc:
+                    return self._stop_before(current, exc)
+
+    def _undo_savepoint(self, current: dict[str, Any]) -> None:
+        savepoint = current.pop("savepoint", None)
+        if savepoint is not None and savepoint.is_active:
+            savepoint.rollback()
+
+    def _stop_before(self, current: dict[str, Any], exc: Exception) -> Incident:
+        self._undo_savepoint(current)
+        task = current.get("task")
+        if task is None:
+            return Incident(None, _describe(exc))
+        if "data" in current:
+            task.data = current["data"]
+            task.internal_data = current["internal"]
+        task._set_state(TaskState.READY)
+        element_id = task.task_spec.bpmn_id or task.task_spec.name
+        self.record("incident", element_id, error=_describe(exc))
+        return Incident(element_id, _describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    """The root cause, because SpiffWorkflow wraps script errors in its own exceptions."""
+    message = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in message:
+        message = f"{message}: {cause}"
+    return f"{type(exc).__name__}: {message}"[:2000]

@@ -1,0 +1,213 @@
+"""Write the queryable projections of a workflow: human tasks, timers, message subscriptions.
+
+Each is diffed against what is stored, so a command touches only rows that changed and a
+long-running instance costs the same per command as a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, select
+
+from engine.definitions.camunda import expression_body, split_list
+from engine.runtime.execution import Execution
+from engine.sandbox import evaluate_expression
+from engine.store.tables import HumanTask, MessageSubscription, TaskCandidate, Timer
+
+
+def resolve(value: str | None, data: dict[str, Any]) -> Any:
+    """A Camunda attribute: literal text, or `${expr}` evaluated in the sandbox."""
+    body = expression_body(value)
+    if body is None:
+        return value
+    return evaluate_expression(body, data)
+
+
+def due_at(value: str | None, data: dict[str, Any], now: datetime) -> datetime | None:
+    """`camunda:dueDate`: an ISO 8601 duration from now, an ISO datetime, or an expression."""
+    resolved = resolve(value, data)
+    if resolved in (None, ""):
+        return None
+    if isinstance(resolved, datetime):
+        return resolved if resolved.tzinfo else resolved.replace(tzinfo=now.tzinfo)
+    text = str(resolved)
+    if text.upper().startswith("P"):
+        parsed = TimerEventDefinition.parse_iso_duration(text)
+        return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
+    return TimerEventDefinition.get_datetime(text)
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, list | tuple | set):
+        return [str(v) for v in value]
+    return split_list(str(value)) if value else []
+
+
+def new_human_task(ex: Execution, task: Any) -> HumanTask:
+    element_id = task.task_spec.bpmn_id
+    info = ex.elements.get(element_id, {})
+    data = task.data
+    assignee = resolve(info.get("assignee"), data)
+    return HumanTask(
+        id=str(task.id),
+        instance_id=ex.instance.id,
+        element_id=element_id,
+        name=task.task_spec.bpmn_name or element_id,
+        process_key=ex.instance.process_key,
+        business_key=ex.instance.business_key,
+        status="open",
+        assignee=str(assignee) if assignee else None,
+        candidate_groups=_names(resolve(info.get("candidate_groups"), data)),
+        candidate_users=_names(resolve(info.get("candidate_users"), data)),
+        due_at=due_at(info.get("due_date"), data, ex.now),
+        form=info.get("form", []),
+        properties=info.get("properties", {}),
+        created_at=ex.now,
+    )
+
+
+def _sync_tasks(ex: Execution) -> None:
+    session = ex.uow.session
+    ready = {
+        str(t.id): t
+        for t in ex.workflow.get_tasks(state=TaskState.READY)
+        if t.task_spec.manual and t.task_spec.bpmn_id
+    }
+    stored = {
+        row.id: row
+        for row in session.execute(
+            select(HumanTask).where(
+                HumanTask.instance_id == ex.instance.id, HumanTask.status == "open"
+            )
+        ).scalars()
+    }
+    for task_id, row in stored.items():
+        if task_id in ready:
+            continue
+        # Gone without a completion by this command: a boundary event or cancel removed it.
+        row.status = "completed" if task_id in ex.completed_task_ids else "cancelled"
+        row.completed_at = row.completed_at or ex.now
+        if row.status == "cancelled":
+            ex.record("task_cancelled", row.element_id, task_id=task_id)
+    for task_id, task in ready.items():
+        if task_id in stored:
+            continue
+        row = new_human_task(ex, task)
+        session.add(row)
+        session.flush([row])
+        session.add_all(
+            [TaskCandidate(task_id=row.id, kind="group", name=g) for g in row.candidate_groups]
+            + [TaskCandidate(task_id=row.id, kind="user", name=u) for u in row.candidate_users]
+        )
+        ex.record("task_created", row.element_id, task_id=row.id, assignee=row.assignee)
+
+
+def _waiting_events(ex: Execution) -> list[Any]:
+    return [
+        t
+        for t in ex.workflow.event_manager.tasks.values()
+        if t.state == TaskState.WAITING
+    ]
+
+
+def _timer_due(task: Any) -> datetime | None:
+    value = task.internal_data.get("event_value")
+    if isinstance(task.task_spec.event_definition, CycleTimerEventDefinition):
+        value = value.get("next") if isinstance(value, dict) else None
+    if not value:
+        return None
+    return TimerEventDefinition.get_datetime(value)
+
+
+def _sync_timers(ex: Execution, waiting: list[Any]) -> None:
+    session = ex.uow.session
+    wanted: dict[str, tuple[str, datetime]] = {}
+    for task in waiting:
+        if isinstance(task.task_spec.event_definition, TimerEventDefinition):
+            due = _timer_due(task)
+            if due is not None:
+                wanted[str(task.id)] = (task.task_spec.bpmn_id or task.task_spec.name, due)
+    stored = {
+        row.task_id: row
+        for row in session.execute(select(Timer).where(Timer.instance_id == ex.instance.id)).scalars()
+    }
+    for task_id, row in stored.items():
+        if task_id not in wanted:
+            session.delete(row)
+        elif abs(row.due_at - wanted[task_id][1]) > timedelta(milliseconds=1):
+            row.due_at = wanted[task_id][1]
+    for task_id, (element_id, due) in wanted.items():
+        if task_id not in stored:
+            session.add(
+                Timer(instance_id=ex.instance.id, task_id=task_id, element_id=element_id, due_at=due)
+            )
+
+
+def correlation_key(ex: Execution, task: Any) -> str | None:
+    """The business key, unless the catching event names another (`correlation_key` property)."""
+    element_id = task.task_spec.bpmn_id
+    expression = ex.elements.get(element_id, {}).get("properties", {}).get("correlation_key")
+    if expression:
+        value = evaluate_expression(expression_body(expression) or expression, task.data)
+        return None if value is None else str(value)
+    return ex.instance.business_key
+
+
+def _sync_subscriptions(ex: Execution, waiting: list[Any]) -> list[MessageSubscription]:
+    session = ex.uow.session
+    wanted: dict[str, tuple[str, str, str | None]] = {}
+    for task in waiting:
+        definition = task.task_spec.event_definition
+        if isinstance(definition, MessageEventDefinition):
+            wanted[str(task.id)] = (
+                task.task_spec.bpmn_id or task.task_spec.name,
+                definition.name,
+                correlation_key(ex, task),
+            )
+    stored = {
+        row.task_id: row
+        for row in session.execute(
+            select(MessageSubscription).where(MessageSubscription.instance_id == ex.instance.id)
+        ).scalars()
+    }
+    for task_id, row in stored.items():
+        if task_id not in wanted:
+            session.delete(row)
+    added = []
+    for task_id, (element_id, name, key) in wanted.items():
+        if task_id not in stored:
+            row = MessageSubscription(
+                instance_id=ex.instance.id,
+                task_id=task_id,
+                element_id=element_id,
+                message_name=name,
+                correlation_key=key,
+            )
+            session.add(row)
+            added.append(row)
+    return added
+
+
+def sync_projections(ex: Execution) -> list[MessageSubscription]:
+    """Bring tasks, timers and subscriptions in line with the workflow; return new subscriptions."""
+    _sync_tasks(ex)
+    waiting = _waiting_events(ex)
+    _sync_timers(ex, waiting)
+    return _sync_subscriptions(ex, waiting)
+
+
+def clear_projections(ex: Execution) -> None:
+    """An ended or cancelled instance waits for nothing."""
+    session = ex.uow.session
+    session.execute(delete(Timer).where(Timer.instance_id == ex.instance.id))
+    session.execute(
+        delete(MessageSubscription).where(MessageSubscription.instance_id == ex.instance.id)
+    )

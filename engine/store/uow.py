@@ -1,0 +1,65 @@
+"""Unit of work: one database transaction per engine command (DESIGN §2).
+
+Leaving the `with` block without `commit()` rolls everything back, as in Cosmic Python.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.store.db import WRITE, is_sqlite
+
+
+class UnitOfWork:
+    def __init__(self, engine: Engine, write: bool = True) -> None:
+        self.engine = engine
+        self.sqlite = is_sqlite(engine)
+        bind = engine.execution_options(**{WRITE: write}) if self.sqlite else engine
+        self._factory = sessionmaker(bind=bind, expire_on_commit=False, autoflush=True)
+        self.session: Session
+        self.after_commit: list[Any] = []
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self._factory()
+        self.after_commit = []
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        callbacks, self.after_commit = self.after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+    def for_update(self, statement: Any, skip_locked: bool = False) -> Any:
+        """Row lock on PostgreSQL; SQLite already holds the database write lock."""
+        if self.sqlite:
+            return statement
+        return statement.with_for_update(skip_locked=skip_locked)
+
+
+class UnitOfWorkFactory:
+    """Hands out units of work bound to one engine; the composition root owns it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __call__(self, write: bool = True) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=write)
