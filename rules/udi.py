@@ -48,6 +48,10 @@ class UdiError(ValueError):
         super().__init__(f"{where} at position {position}: {message}")
 
 
+class CheckDigitError(UdiError):
+    """The data reads, but its GS1 check digit or HIBC check character is wrong."""
+
+
 @dataclass(frozen=True)
 class Udi:
     """The data carried by one UDI. GTINs are always 14 digits."""
@@ -139,7 +143,7 @@ def _check_gs1_key(value: str, *, ai: str, lengths: frozenset[int], offset: int)
         raise UdiError(f"expected {expected} digits, found {len(value)}", ai=ai, position=offset)
     expected_check = gtin_check_digit(value[:-1])
     if value[-1] != expected_check:
-        raise UdiError(
+        raise CheckDigitError(
             f"check digit is {value[-1]}, expected {expected_check}",
             ai=ai,
             position=offset + len(value) - 1,
@@ -361,7 +365,7 @@ def _parse_hibc(text: str, start: int, reference_date: date) -> Udi:
         raise UdiError("too short", ai="HIBC", position=start)
     data, check = text[start:-1], text[-1]
     if hibc_check_character(data) != check:
-        raise UdiError(
+        raise CheckDigitError(
             f"check character is {check!r}, expected {hibc_check_character(data)!r}",
             ai="HIBC",
             position=len(text) - 1,
