@@ -1,0 +1,71 @@
+"""Bearer tokens: signed user tokens, and API keys for systems stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from engine.runtime.commands import Actor
+from engine.store.tables import ApiKey
+from engine.store.uow import UnitOfWorkFactory
+
+KEY_PREFIX = "fgk_"
+TOKEN_SALT = "flowgate-user-token"
+
+
+class Unauthenticated(Exception):
+    """No token, or one that is malformed, expired, revoked or unknown."""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class TokenService:
+    def __init__(self, secret_key: str, uow: UnitOfWorkFactory, ttl_hours: int = 12) -> None:
+        self._signer = URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
+        self._uow = uow
+        self.ttl_seconds = ttl_hours * 3600
+
+    def issue(self, user: str, roles: list[str], groups: list[str] | None = None) -> str:
+        return self._signer.dumps({"sub": user, "roles": sorted(roles), "groups": sorted(groups or [])})
+
+    def create_key(self, name: str, roles: list[str]) -> str:
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self._uow() as uow:
+            uow.session.add(ApiKey(name=name, key_hash=hash_key(key), roles=sorted(roles)))
+            uow.commit()
+        return key
+
+    def authenticate(self, header: str | None) -> Actor:
+        if not header or not header.startswith("Bearer "):
+            raise Unauthenticated("missing bearer token")
+        token = header[len("Bearer "):].strip()
+        if token.startswith(KEY_PREFIX):
+            return self._api_key(token)
+        try:
+            claims = self._signer.loads(token, max_age=self.ttl_seconds)
+        except SignatureExpired:
+            raise Unauthenticated("token expired") from None
+        except BadSignature:
+            raise Unauthenticated("invalid token") from None
+        return Actor(claims["sub"], frozenset(claims["roles"]), frozenset(claims["groups"]))
+
+    def _api_key(self, key: str) -> Actor:
+        with self._uow() as uow:
+            row = uow.session.execute(
+                select(ApiKey).where(ApiKey.key_hash == hash_key(key))
+            ).scalar_one_or_none()
+            if row is None or row.revoked_at is not None:
+                raise Unauthenticated("unknown or revoked API key")
+            now = datetime.now(UTC)
+            # Recording every use would serialise all ERP calls on one row; a minute is enough
+            # to tell an auditor whether a key is still in use.
+            if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+                row.last_used_at = now
+                uow.commit()
+            return Actor(f"key:{row.name}", frozenset(row.roles))

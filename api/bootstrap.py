@@ -1,0 +1,141 @@
+"""The composition root: the one place where store, rules, services and scheduler are wired."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from api.auth import TokenService
+from api.settings import Settings
+from engine.definitions.catalog import DefinitionCatalog
+from engine.definitions.compile import SourceFile
+from engine.runtime.commands import Runtime
+from engine.runtime.execution import DecisionMaker, NoRules
+from engine.scheduler import Scheduler
+from engine.services import ServiceRegistry, default_registry
+from engine.store.db import make_engine
+from engine.store.migrate import upgrade
+from engine.store.uow import UnitOfWorkFactory
+
+log = logging.getLogger("flowgate")
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    runtime: Runtime
+    tokens: TokenService
+    scheduler: Scheduler | None = None
+    demo_tokens: dict[str, str] = field(default_factory=dict)
+
+    def start_scheduler(self) -> None:
+        if self.scheduler is None:
+            self.scheduler = Scheduler(self.runtime, self.settings.tick_seconds)
+            self.scheduler.start()
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+            self.scheduler = None
+        self.engine.dispose()
+
+
+def _secret_key(settings: Settings) -> str:
+    """FLOWGATE_SECRET_KEY, or a key kept in the data dir so embedded tokens survive restarts."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def _rules_hook() -> DecisionMaker:
+    """The durable-rules decision hook, when the rules package is installed and wired."""
+    try:
+        from engine.decisions import RulesDecisionMaker
+    except ImportError:
+        return NoRules()
+    return RulesDecisionMaker.default()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    services: ServiceRegistry | None = None,
+    migrate: bool = True,
+    rules: DecisionMaker | None = None,
+) -> Container:
+    settings = settings or Settings.from_env()
+    if migrate:
+        upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    services = services or default_registry()
+    rules = rules or _rules_hook()
+    known_ruleset = getattr(rules, "knows", lambda _key: False)
+    catalog = DefinitionCatalog(lambda t: t in services, known_ruleset)
+    runtime = Runtime(
+        UnitOfWorkFactory(engine), catalog, services, rules,
+        message_ttl=timedelta(seconds=settings.message_ttl_seconds),
+    )
+    tokens = TokenService(_secret_key(settings), runtime.uow, settings.token_ttl_hours)
+    return Container(settings, engine, runtime, tokens)
+
+
+def deploy_directory(container: Container, directory: Path) -> list[str]:
+    """Deploy every .bpmn (with the .dmn files beside it) found in `directory`."""
+    if not directory.is_dir():
+        return []
+    dmn = [SourceFile(p.name, p.read_bytes()) for p in sorted(directory.glob("*.dmn"))]
+    deployed = []
+    for path in sorted(directory.glob("*.bpmn")):
+        with container.runtime.uow() as uow:
+            results = container.runtime.catalog.deploy(
+                uow, [SourceFile(path.name, path.read_bytes()), *dmn], "flowgate"
+            )
+            uow.commit()
+        deployed += [f"{r.key} v{r.version}" for r in results]
+    return deployed
+
+
+DEMO_USERS = {
+    "admin": (["admin"], []),
+    "analyst": (["analyst"], []),
+    "auditor": (["auditor"], []),
+    "carol": (["credit_manager"], ["credit_manager"]),
+    "frank": (["finance_director"], ["finance_director"]),
+    "quinn": (["qa_manager"], ["qa_manager"]),
+    "sam": (["sales_manager"], ["sales_manager"]),
+    "dora": (["dept_manager"], ["dept_manager"]),
+    "amy": (["ap_clerk"], ["ap_clerk"]),
+    "mark": (["ap_manager"], ["ap_manager"]),
+    "colin": (["collections"], ["collections"]),
+    "cfo": (["cfo"], ["cfo"]),
+}
+
+
+def seed_demo(container: Container) -> dict[str, str]:
+    """Demo users' tokens and one ERP API key, written to the data dir for the README."""
+    tokens = {user: container.tokens.issue(user, roles, groups)
+              for user, (roles, groups) in DEMO_USERS.items()}
+    key_file = container.settings.data_dir / "erp_api_key"
+    if key_file.exists():
+        tokens["erp"] = key_file.read_text().strip()
+    else:
+        tokens["erp"] = container.tokens.create_key("demo-erp", ["erp_system"])
+        key_file.write_text(tokens["erp"])
+        key_file.chmod(0o600)
+    (container.settings.data_dir / "demo_tokens.env").write_text(
+        "".join(f"{user.upper()}_TOKEN={token}\n" for user, token in tokens.items())
+    )
+    container.demo_tokens = tokens
+    return tokens

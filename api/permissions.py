@@ -1,0 +1,48 @@
+"""The role matrix: which roles may call which endpoint, in one place (DESIGN §4).
+
+`admin` may do everything. An endpoint missing here is refused (fail closed), and a test fails
+when a new endpoint is added without an entry.
+"""
+
+from __future__ import annotations
+
+PUBLIC = "public"
+ANY = "any authenticated"
+
+APPROVERS = frozenset({
+    "credit_manager", "finance_director", "cfo", "qa_manager", "sales_manager",
+    "dept_manager", "ap_clerk", "ap_manager", "collections",
+})
+
+PERMISSIONS: dict[str, str | frozenset[str]] = {
+    "health.healthz": PUBLIC,
+    "health.readyz": PUBLIC,
+    "health.metrics": PUBLIC,
+    "health.openapi": PUBLIC,
+    "health.docs": PUBLIC,
+    "definitions.list_definitions": ANY,
+    "definitions.deploy": frozenset({"analyst"}),
+    "definitions.validate": frozenset({"analyst"}),
+    "definitions.get_xml": ANY,
+    "instances.start": frozenset({"erp_system"}),
+    "instances.list_instances": ANY,
+    "instances.get_instance": ANY,
+    "instances.cancel_instance": frozenset(),
+    "instances.retry_instance": frozenset(),
+    "messages.send_message": frozenset({"erp_system"}),
+    "tasks.list_tasks": ANY,
+    "tasks.get_task": ANY,
+    # Completion is further limited to the task's assignee or candidates (engine check).
+    "tasks.complete": APPROVERS | {"analyst"},
+    "webhooks.create_webhook": frozenset(),
+    "webhooks.list_webhooks": frozenset({"auditor"}),
+}
+
+
+def allowed(endpoint: str | None, roles: frozenset[str]) -> bool:
+    rule = PERMISSIONS.get(endpoint or "")
+    if rule is None:
+        return False
+    if rule in (PUBLIC, ANY) or "admin" in roles:
+        return True
+    return bool(roles & rule)  # type: ignore[operator]

@@ -1,0 +1,59 @@
+"""Request parsing shared by the blueprints: JSON bodies, pages, the calling actor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request
+
+from api.errors import BadRequest
+from engine.runtime.commands import Actor, Runtime
+
+MAX_PAGE_SIZE = 200
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["flowgate"].runtime
+
+
+def actor() -> Actor:
+    return g.actor
+
+
+def json_body(required: bool = True) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    if not request.data:
+        if required:
+            raise BadRequest("a JSON object body is required")
+        return {}
+    try:
+        body = request.get_json(force=True, silent=False)
+    except Exception:
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True,
+          default: Any = None) -> Any:
+    value = body.get(name, default)
+    if value is None:
+        if required:
+            raise BadRequest(f"'{name}' is required", [{"field": name, "message": "is required"}])
+        return default
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and kind is int):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise BadRequest(f"'{name}' must be {names}", [{"field": name, "message": f"must be {names}"}])
+    return value
+
+
+def page_args() -> tuple[int, int]:
+    try:
+        page = int(request.args.get("page", "1"))
+        size = int(request.args.get("page_size", "50"))
+    except ValueError:
+        raise BadRequest("page and page_size must be integers") from None
+    if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
+        raise BadRequest(f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}")
+    return page, size

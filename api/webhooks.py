@@ -1,0 +1,43 @@
+"""Webhook subscriptions for outbox events, signed with HMAC-SHA256 (DESIGN §4)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from flask import Blueprint
+from sqlalchemy import select
+
+from api.errors import BadRequest
+from api.requests import field, json_body, runtime
+from engine.store.tables import Webhook
+
+bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks")
+
+
+@bp.post("")
+def create_webhook():
+    body = json_body()
+    url = field(body, "url", str)
+    events = field(body, "events", list)
+    secret = field(body, "secret", str)
+    if urlparse(url).scheme not in {"http", "https"} or not urlparse(url).netloc:
+        raise BadRequest("url must be an http(s) URL", [{"field": "url", "message": "not http(s)"}])
+    if not events or not all(isinstance(e, str) for e in events):
+        raise BadRequest("events must be a non-empty list of event names",
+                         [{"field": "events", "message": "must list event names"}])
+    if len(secret) < 16:
+        raise BadRequest("secret must be at least 16 characters",
+                         [{"field": "secret", "message": "too short"}])
+    with runtime().uow() as uow:
+        hook = Webhook(url=url, events=events, secret=secret)
+        uow.session.add(hook)
+        uow.commit()
+        return {"id": hook.id, "url": hook.url, "events": hook.events}, 201
+
+
+@bp.get("")
+def list_webhooks():
+    with runtime().uow(write=False) as uow:
+        hooks = uow.session.execute(select(Webhook).order_by(Webhook.id)).scalars()
+        return {"items": [{"id": h.id, "url": h.url, "events": h.events, "active": h.active}
+                          for h in hooks]}

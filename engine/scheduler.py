@@ -1,0 +1,147 @@
+"""Background sweeps: due timers, expired buffered messages, and outbox dispatch.
+
+Any number of processes may run these against one database: each timer is fired under its
+instance's row lock (SKIP LOCKED on PostgreSQL, the database write lock on SQLite) and its row
+is deleted in the same transaction, so it fires exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.request
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import delete, select
+
+from engine.runtime.commands import Runtime, fire_timer
+from engine.store.tables import BufferedMessage, OutboxMessage, Timer, Webhook
+
+log = logging.getLogger("flowgate.scheduler")
+
+Sender = Callable[[OutboxMessage, list[Webhook]], None]
+
+
+def sweep_timers(rt: Runtime, batch: int = 200) -> int:
+    """Fire every due timer; return how many fired here."""
+    with rt.uow(write=False) as uow:
+        due = uow.session.execute(
+            select(Timer.id).where(Timer.due_at <= rt.clock()).order_by(Timer.due_at).limit(batch)
+        ).scalars().all()
+    fired = 0
+    for timer_id in due:
+        try:
+            fired += fire_timer(rt, timer_id)
+        except Exception:
+            # One bad timer must not stop the others; its instance shows the incident.
+            log.exception("timer %s could not be fired", timer_id)
+    return fired
+
+
+def sweep_buffer(rt: Runtime) -> int:
+    with rt.uow() as uow:
+        result = uow.session.execute(
+            delete(BufferedMessage).where(BufferedMessage.expires_at <= rt.clock())
+        )
+        uow.commit()
+        return result.rowcount or 0
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> None:
+    body = json.dumps(
+        {"id": message.idempotency_key, "type": message.event_type,
+         "instance_id": message.instance_id, "payload": message.payload},
+        separators=(",", ":"),
+    ).encode()
+    for hook in hooks:
+        request = urllib.request.Request(
+            hook.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Idempotency-Key": message.idempotency_key,
+                "X-Flowgate-Signature": sign(hook.secret, body),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - configured URL
+            response.read()
+
+
+def dispatch_outbox(rt: Runtime, sender: Sender = post_to_webhooks, batch: int = 50,
+                    dead_after: int = 8) -> int:
+    """Send pending outbox rows at least once; back off exponentially, then dead-letter."""
+    sent = 0
+    with rt.uow() as uow:
+        now = rt.clock()
+        rows = uow.session.execute(
+            uow.for_update(
+                select(OutboxMessage)
+                .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+                .order_by(OutboxMessage.id)
+                .limit(batch),
+                skip_locked=True,
+            )
+        ).scalars().all()
+        hooks = list(uow.session.execute(select(Webhook).where(Webhook.active)).scalars())
+        for row in rows:
+            targets = [h for h in hooks if row.event_type in h.events or "*" in h.events]
+            row.attempts += 1
+            try:
+                if targets:
+                    sender(row, targets)
+                row.status = "sent"
+                row.sent_at = now
+                sent += 1
+            except Exception as exc:
+                row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+                if row.attempts >= dead_after:
+                    row.status = "dead"
+                else:
+                    row.next_attempt_at = now + timedelta(seconds=2 ** row.attempts)
+        uow.commit()
+    return sent
+
+
+class Scheduler:
+    """APScheduler wiring: one interval job per sweep, never overlapping itself."""
+
+    def __init__(self, rt: Runtime, tick_seconds: float = 1.0, sender: Sender = post_to_webhooks):
+        self.rt = rt
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        jobs: list[tuple[str, Callable[[], Any], float]] = [
+            ("timers", lambda: sweep_timers(rt), tick_seconds),
+            ("outbox", lambda: dispatch_outbox(rt, sender), tick_seconds),
+            ("message-buffer", lambda: sweep_buffer(rt), 60.0),
+        ]
+        for name, func, seconds in jobs:
+            self._scheduler.add_job(
+                self._guarded(name, func), "interval", seconds=seconds, id=name,
+                max_instances=1, coalesce=True,
+            )
+
+    @staticmethod
+    def _guarded(name: str, func: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                func()
+            except Exception:
+                log.exception("scheduler job %s failed", name)
+
+        return run
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
