@@ -1,0 +1,96 @@
+"""Start the real `flowgate serve` on a free port with its own data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    base: str
+    tokens: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None,
+             headers: dict[str, str] | None = None, raw: bytes | None = None,
+             content_type: str = "application/json") -> tuple[int, Any]:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        if token:
+            request.add_header("Authorization", f"Bearer {self.tokens.get(token, token)}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                payload = response.read()
+                status = response.status
+                kind = response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            payload, status, kind = exc.read(), exc.code, exc.headers.get("Content-Type", "")
+        return status, json.loads(payload) if "json" in kind and payload else payload
+
+
+def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    env = {**os.environ, "FLOWGATE_DATA_DIR": str(tmp / "var"), "FLOWGATE_PORT": str(port),
+           "FLOWGATE_PROCESSES_DIR": str(tmp / "processes"), "FLOWGATE_TICK_SECONDS": "0.2",
+           **(env_extra or {})}
+    env.pop("FLOWGATE_DATABASE_URL", None)
+    log = tmp / "server.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError(f"server did not start: {log.read_text()}")
+    tokens = dict(
+        line.split("=", 1) for line in (tmp / "var" / "demo_tokens.env").read_text().splitlines()
+    )
+    return Server(base, {k[:-6].lower(): v for k, v in tokens.items()}, process, log)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    (tmp_path / "processes").mkdir()
+    srv = start_server(tmp_path)
+    yield srv
+    srv.process.terminate()
+    try:
+        srv.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        srv.process.kill()

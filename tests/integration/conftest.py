@@ -1,0 +1,57 @@
+"""Integration fixtures: a real migrated database and a wired runtime with demo handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.bootstrap import Container, bootstrap
+from api.settings import Settings
+from engine.definitions.compile import SourceFile
+from engine.errors import BusinessError
+from engine.runtime.commands import Actor
+from engine.services import ServiceCall, ServiceRegistry, default_registry
+
+ERP = Actor("key:erp", frozenset({"erp_system"}))
+CAROL = Actor("carol", frozenset({"credit_manager"}), frozenset({"credit_manager"}))
+
+
+def lookup_customer(call: ServiceCall) -> dict[str, Any]:
+    """Demo handler: a blocked customer takes the error boundary; `explode` is a crash."""
+    if call.variables.get("explode"):
+        raise RuntimeError("ERP lookup timed out")
+    if call.variables.get("blocked"):
+        raise BusinessError("customer_blocked", "customer is blocked")
+    return {"approver_group": "credit_manager", "looked_up": True}
+
+
+def demo_services() -> ServiceRegistry:
+    services = default_registry()
+    services.register("demo.lookup", lookup_customer)
+    return services
+
+
+def make_container(database_url: str, tmp_path: Path, **settings: Any) -> Container:
+    config = Settings.from_env(
+        {}, database_url=database_url, data_dir=tmp_path / "var", secret_key="test-secret-key",
+        scheduler=False, processes_dir=tmp_path / "none", **settings,
+    )
+    return bootstrap(config, services=demo_services())
+
+
+@pytest.fixture
+def container(database_url: str, tmp_path: Path) -> Iterator[Container]:
+    c = make_container(database_url, tmp_path)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def rt(container: Container, approval_bpmn: bytes):
+    with container.runtime.uow() as uow:
+        container.runtime.catalog.deploy(uow, [SourceFile("approval.bpmn", approval_bpmn)], "test")
+        uow.commit()
+    return container.runtime

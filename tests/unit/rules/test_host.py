@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from rules.errors import RuleEvaluationFailed
+from rules.host import RulesHost, get_host
+from rules.service import RulesService
+from rules.values import to_engine
+
+FACTS = {"days_past_due": 40}
+
+
+def test_host_is_one_per_process() -> None:
+    assert get_host() is get_host()
+
+
+def test_action_exception_fails_closed(
+    rules_service: RulesService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = RulesHost()
+    service = RulesService(rules_service._repository, host)
+
+    def broken(sid: str, rule_id: str) -> None:
+        raise RuntimeError("action broke")
+
+    monkeypatch.setattr(host, "record_firing", broken)
+    with pytest.raises(RuleEvaluationFailed, match="action broke"):
+        service.evaluate("dunning", FACTS, date(2026, 11, 23))
+    monkeypatch.undo()
+    assert service.evaluate("dunning", FACTS, date(2026, 11, 23)).outcome == "hold"
+
+
+def test_evaluation_without_any_rule_firing_leaves_no_session(rules_service: RulesService) -> None:
+    # More than the engine's 1,024 live sessions: each one must be deleted.
+    for _ in range(1_100):
+        assert rules_service.evaluate("dunning", {"days_past_due": 0}, date(2026, 1, 5)).fired == ()
+
+
+def test_same_ruleset_version_with_other_rules_gets_its_own_engine_name() -> None:
+    host = RulesHost()
+    first = {"a": {"all": [{"m": {"$gt": {"x": 1}}}]}}
+    second = {"a": {"all": [{"m": {"$gt": {"x": 5}}}]}}
+    assert host.register("probe@1", first) == "probe@1"
+    assert host.register("probe@1", first) == "probe@1"
+    other = host.register("probe@1", second)
+    assert other.startswith("probe@1#")
+    assert host.fire("probe@1", {"x": 3}) == ["a"]
+    assert host.fire(other, {"x": 3}) == []
+
+
+def test_decimals_are_scaled_half_even_and_never_floats() -> None:
+    from decimal import Decimal
+
+    assert to_engine("decimal", Decimal("1.00005")) == 10000
+    assert to_engine("decimal", Decimal("1.00015")) == 10002
+    assert to_engine("date", date(2026, 11, 23)) == date(2026, 11, 23).toordinal()
+    assert isinstance(to_engine("decimal", Decimal("0.1")), int)
