@@ -143,7 +143,9 @@ def parse_ruleset(data: Mapping[str, Any]) -> Ruleset:
     )
     types = {**fact_types, **parameter_types}
     rules = _parse_rules(data.get("rules"), types, errors)
-    rule_ids = {r.id for r in rules}
+    # Declared ids, valid or not, so a broken rule is reported once, not by every scenario.
+    raw_rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    rule_ids = {item.get("id") for item in raw_rules if isinstance(item, Mapping)}
     scenarios = _parse_scenarios(
         data.get("scenarios", []),
         data.get("scenario_facts", {}),

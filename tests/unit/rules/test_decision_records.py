@@ -34,7 +34,6 @@ def test_record_is_json_with_decimals_as_strings_and_iso_dates(
     assert record["outcome"] == "hold"
     assert [f["rule_id"] for f in record["fired"]] == [
         "over_limit",
-        "over_limit_n_eyes",
         "oldest_open_item",
         "overdue_share",
         "dunning_level",
