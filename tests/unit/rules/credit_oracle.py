@@ -6,12 +6,13 @@ rounding), so the host, the encoding and the derivation in `rules.credit` are ch
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from rules.credit import CreditInput
+from rules.credit import CreditInput, OpenItem, OpenOrder
 
 _RANK = {"pass": 0, "warn": 1, "hold": 2, "reject": 3}
 _OUTCOME = {
@@ -74,3 +75,33 @@ def credit_checks(credit: CreditInput, as_of: date, p: Mapping[str, Any]) -> tup
         fired.append("review_overdue")
     outcome = max((_OUTCOME[f] for f in fired), key=_RANK.__getitem__, default="pass")
     return outcome, fired
+
+
+def random_money(rng: random.Random, high: int) -> Decimal:
+    return Decimal(rng.randint(0, high * 100)) / 100
+
+
+def random_credit(rng: random.Random, as_of: date) -> CreditInput:
+    def near(days: int) -> date:
+        return as_of + timedelta(days=rng.randint(-days, days))
+
+    return CreditInput(
+        customer_id=f"C-{rng.randint(1, 999)}",
+        currency="EUR",
+        order_value=random_money(rng, 5_000),
+        credit_limit=random_money(rng, 30_000),
+        next_review_on=near(40),
+        open_orders=tuple(
+            OpenOrder(random_money(rng, 4_000), near(60)) for _ in range(rng.randint(0, 3))
+        ),
+        open_deliveries=random_money(rng, 3_000),
+        invoiced_not_posted=random_money(rng, 2_000),
+        open_items=tuple(
+            OpenItem(random_money(rng, 300 if rng.random() < 0.3 else 6_000), near(90))
+            for _ in range(rng.randint(0, 4))
+        ),
+        customer_blocked=rng.random() < 0.05,
+        licence_expires_on=None if rng.random() < 0.05 else near(400),
+        dunning_level=rng.choice([0, 0, 0, 1, 2, 3, 4]),
+        grade=rng.choice("ABBCCDN"),
+    )
