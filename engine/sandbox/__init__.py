@@ -8,6 +8,12 @@ Scripts in uploaded models are untrusted. Three layers keep them in bounds:
    time budget in every loop, comprehension and lambda; size-checked `+ * ** << %`;
    attribute reads through an allow list.
 3. `guards`: a builtins allow list with bounded `range`, `sum`, `zip`, `str`.
+
+Limits: the step budget and the deadline are checked in Python code only, and
+the memory check reads /proc (Linux) every 10 ms of script time. A single C-level
+call on inputs already at the caps (sorting a few hundred 100,000-item lists,
+say) runs to completion before any check; for hard isolation, evaluate in a
+worker process with RLIMIT_AS and RLIMIT_CPU.
 """
 
 from engine.sandbox.environment import (
