@@ -8,7 +8,7 @@ from api import definitions, health, instances, messages, tasks, webhooks
 from api.auth import Unauthenticated
 from api.bootstrap import Container, bootstrap
 from api.errors import Unauthorized, register_error_handlers
-from api.permissions import PUBLIC, PERMISSIONS, allowed
+from api.permissions import PERMISSIONS, PUBLIC, allowed
 from api.settings import Settings
 from engine.errors import Forbidden
 

@@ -32,7 +32,9 @@ class TokenService:
         self.ttl_seconds = ttl_hours * 3600
 
     def issue(self, user: str, roles: list[str], groups: list[str] | None = None) -> str:
-        return self._signer.dumps({"sub": user, "roles": sorted(roles), "groups": sorted(groups or [])})
+        return self._signer.dumps(
+            {"sub": user, "roles": sorted(roles), "groups": sorted(groups or [])}
+        )
 
     def create_key(self, name: str, roles: list[str]) -> str:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -44,7 +46,7 @@ class TokenService:
     def authenticate(self, header: str | None) -> Actor:
         if not header or not header.startswith("Bearer "):
             raise Unauthenticated("missing bearer token")
-        token = header[len("Bearer "):].strip()
+        token = header[len("Bearer ") :].strip()
         if token.startswith(KEY_PREFIX):
             return self._api_key(token)
         try:

@@ -84,7 +84,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             else:
                 with container.runtime.uow() as uow:
                     results = container.runtime.catalog.deploy(
-                        uow, [SourceFile(path.name, path.read_bytes())], "cli")
+                        uow, [SourceFile(path.name, path.read_bytes())], "cli"
+                    )
                     uow.commit()
                 lines = [f"{r.key} v{r.version}" for r in results]
         except InvalidDefinition as exc:
@@ -145,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     args = build_parser().parse_args(argv)
     return args.func(args)
 

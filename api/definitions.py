@@ -21,8 +21,10 @@ def _uploaded_files() -> list[SourceFile]:
         raise BadRequest("upload .bpmn (and .dmn) files as multipart field 'file'")
     for source in files:
         if not source.name.lower().endswith((".bpmn", ".dmn", ".xml")):
-            raise BadRequest(f"{source.name}: only .bpmn and .dmn files are accepted",
-                             [{"field": "file", "message": f"{source.name} is not .bpmn or .dmn"}])
+            raise BadRequest(
+                f"{source.name}: only .bpmn and .dmn files are accepted",
+                [{"field": "file", "message": f"{source.name} is not .bpmn or .dmn"}],
+            )
     return files
 
 

@@ -59,7 +59,8 @@ def openapi():
 @bp.get("/docs")
 def docs():
     rows = "".join(
-        f"<tr><td>{method.upper()}</td><td><code>{path}</code></td><td>{op.get('summary', '')}</td></tr>"
+        f"<tr><td>{method.upper()}</td><td><code>{path}</code></td>"
+        f"<td>{op.get('summary', '')}</td></tr>"
         for path, item in openapi_document()["paths"].items()
         for method, op in item.items()
     )

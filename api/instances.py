@@ -43,12 +43,20 @@ def list_instances():
     with rt.uow(write=False) as uow:
         total = uow.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
         rows = uow.session.execute(
-            stmt.order_by(Instance.created_at.desc(), Instance.id).offset((page - 1) * size).limit(size)
+            stmt.order_by(Instance.created_at.desc(), Instance.id)
+            .offset((page - 1) * size)
+            .limit(size)
         ).scalars()
         items = [
-            {"id": r.id, "process_key": r.process_key, "version": r.version,
-             "business_key": r.business_key, "status": r.status,
-             "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+            {
+                "id": r.id,
+                "process_key": r.process_key,
+                "version": r.version,
+                "business_key": r.business_key,
+                "status": r.status,
+                "created_at": r.created_at.isoformat(),
+                "updated_at": r.updated_at.isoformat(),
+            }
             for r in rows
         ]
     return {"items": items, "total": total, "page": page, "page_size": size}
@@ -66,18 +74,30 @@ def get_instance(instance_id: str):
         body["created_at"] = instance.created_at.isoformat()
         body["ended_at"] = instance.ended_at.isoformat() if instance.ended_at else None
         body["history"] = [
-            {"at": e.at.isoformat(), "type": e.type, "element_id": e.element_id,
-             "actor": e.actor, "details": e.details}
+            {
+                "at": e.at.isoformat(),
+                "type": e.type,
+                "element_id": e.element_id,
+                "actor": e.actor,
+                "details": e.details,
+            }
             for e in uow.session.execute(
-                select(InstanceEvent).where(InstanceEvent.instance_id == instance_id)
+                select(InstanceEvent)
+                .where(InstanceEvent.instance_id == instance_id)
                 .order_by(InstanceEvent.id)
             ).scalars()
         ]
         body["decisions"] = [
-            {"id": d.id, "element_id": d.element_id, "ruleset_key": d.ruleset_key,
-             "ruleset_version": d.ruleset_version, "outcome": d.outcome}
+            {
+                "id": d.id,
+                "element_id": d.element_id,
+                "ruleset_key": d.ruleset_key,
+                "ruleset_version": d.ruleset_version,
+                "outcome": d.outcome,
+            }
             for d in uow.session.execute(
-                select(DecisionRecord).where(DecisionRecord.instance_id == instance_id)
+                select(DecisionRecord)
+                .where(DecisionRecord.instance_id == instance_id)
                 .order_by(DecisionRecord.id)
             ).scalars()
         ]

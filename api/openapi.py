@@ -12,10 +12,17 @@ PROBLEM = {
 }
 
 
-def _op(summary: str, ok: str = "200", body: dict[str, Any] | None = None,
-        params: list[dict[str, Any]] | None = None, public: bool = False,
-        multipart: bool = False) -> dict[str, Any]:
-    responses: dict[str, Any] = {ok: {"description": "OK", "content": {"application/json": {"schema": OBJECT}}}}
+def _op(
+    summary: str,
+    ok: str = "200",
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    public: bool = False,
+    multipart: bool = False,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        ok: {"description": "OK", "content": {"application/json": {"schema": OBJECT}}}
+    }
     for code in ("400", "404", "409", "422"):
         responses[code] = PROBLEM
     if not public:
@@ -37,7 +44,9 @@ def _path(name: str) -> dict[str, Any]:
 
 
 def _query(*names: str) -> list[dict[str, Any]]:
-    return [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in names]
+    return [
+        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in names
+    ]
 
 
 UPLOAD = {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
@@ -45,20 +54,41 @@ UPLOAD = {"type": "object", "properties": {"file": {"type": "string", "format": 
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    start_body = {"type": "object", "properties": {
-        "business_key": {"type": "string"}, "variables": OBJECT, "version": {"type": "integer"}}}
-    message_body = {"type": "object", "required": ["name"], "properties": {
-        "name": {"type": "string"}, "correlation_key": {"type": "string"},
-        "payload": OBJECT, "message_id": {"type": "string"}}}
+    start_body = {
+        "type": "object",
+        "properties": {
+            "business_key": {"type": "string"},
+            "variables": OBJECT,
+            "version": {"type": "integer"},
+        },
+    }
+    message_body = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "correlation_key": {"type": "string"},
+            "payload": OBJECT,
+            "message_id": {"type": "string"},
+        },
+    }
     return {
         "openapi": "3.0.3",
         "info": {"title": "flowgate", "version": "0.1.0"},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Problem": {"type": "object", "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"},
-                "status": {"type": "integer"}, "detail": {"type": "string"},
-                "errors": {"type": "array", "items": OBJECT}}}},
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "errors": {"type": "array", "items": OBJECT},
+                    },
+                }
+            },
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -69,31 +99,72 @@ def openapi_document() -> dict[str, Any]:
                 "post": _op("Deploy .bpmn/.dmn files", "201", UPLOAD, multipart=True),
             },
             "/api/v1/definitions/validate": {
-                "post": _op("Validate without deploying", body=UPLOAD, multipart=True)},
+                "post": _op("Validate without deploying", body=UPLOAD, multipart=True)
+            },
             "/api/v1/definitions/{key}/versions/{version}/bpmn": {
-                "get": _op("The BPMN XML of a version", params=[_path("key"), _path("version")])},
+                "get": _op("The BPMN XML of a version", params=[_path("key"), _path("version")])
+            },
             "/api/v1/processes/{key}/instances": {
-                "post": _op("Start an instance (Idempotency-Key header)", "201", start_body,
-                            [_path("key"), {"name": "Idempotency-Key", "in": "header",
-                                            "required": False, "schema": {"type": "string"}}])},
-            "/api/v1/instances": {"get": _op("List instances", params=_query(
-                "process_key", "status", "business_key", "page", "page_size"))},
+                "post": _op(
+                    "Start an instance (Idempotency-Key header)",
+                    "201",
+                    start_body,
+                    [
+                        _path("key"),
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                )
+            },
+            "/api/v1/instances": {
+                "get": _op(
+                    "List instances",
+                    params=_query("process_key", "status", "business_key", "page", "page_size"),
+                )
+            },
             "/api/v1/instances/{id}": {"get": _op("One instance", params=[_path("id")])},
             "/api/v1/instances/{id}/cancel": {"post": _op("Cancel", params=[_path("id")])},
-            "/api/v1/instances/{id}/retry": {"post": _op("Retry an incident", params=[_path("id")])},
-            "/api/v1/messages": {"post": _op("Deliver or buffer an ERP message", body=message_body)},
-            "/api/v1/tasks": {"get": _op("The inbox", params=_query(
-                "scope", "status", "process_key", "business_key", "page", "page_size"))},
+            "/api/v1/instances/{id}/retry": {
+                "post": _op("Retry an incident", params=[_path("id")])
+            },
+            "/api/v1/messages": {
+                "post": _op("Deliver or buffer an ERP message", body=message_body)
+            },
+            "/api/v1/tasks": {
+                "get": _op(
+                    "The inbox",
+                    params=_query(
+                        "scope", "status", "process_key", "business_key", "page", "page_size"
+                    ),
+                )
+            },
             "/api/v1/tasks/{id}": {"get": _op("One task", params=[_path("id")])},
-            "/api/v1/tasks/{id}/complete": {"post": _op(
-                "Complete with form variables", body={"type": "object", "properties": {
-                    "variables": OBJECT}}, params=[_path("id")])},
+            "/api/v1/tasks/{id}/complete": {
+                "post": _op(
+                    "Complete with form variables",
+                    body={"type": "object", "properties": {"variables": OBJECT}},
+                    params=[_path("id")],
+                )
+            },
             "/api/v1/webhooks": {
                 "get": _op("List webhooks"),
-                "post": _op("Subscribe a webhook", "201", {"type": "object", "required": [
-                    "url", "events", "secret"], "properties": {"url": {"type": "string"},
-                    "events": {"type": "array", "items": {"type": "string"}},
-                    "secret": {"type": "string"}}}),
+                "post": _op(
+                    "Subscribe a webhook",
+                    "201",
+                    {
+                        "type": "object",
+                        "required": ["url", "events", "secret"],
+                        "properties": {
+                            "url": {"type": "string"},
+                            "events": {"type": "array", "items": {"type": "string"}},
+                            "secret": {"type": "string"},
+                        },
+                    },
+                ),
             },
         },
     }

@@ -9,10 +9,19 @@ from __future__ import annotations
 PUBLIC = "public"
 ANY = "any authenticated"
 
-APPROVERS = frozenset({
-    "credit_manager", "finance_director", "cfo", "qa_manager", "sales_manager",
-    "dept_manager", "ap_clerk", "ap_manager", "collections",
-})
+APPROVERS = frozenset(
+    {
+        "credit_manager",
+        "finance_director",
+        "cfo",
+        "qa_manager",
+        "sales_manager",
+        "dept_manager",
+        "ap_clerk",
+        "ap_manager",
+        "collections",
+    }
+)
 
 PERMISSIONS: dict[str, str | frozenset[str]] = {
     "health.healthz": PUBLIC,

@@ -35,16 +35,25 @@ def json_body(required: bool = True) -> dict[str, Any]:
     return body
 
 
-def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True,
-          default: Any = None) -> Any:
+def field(
+    body: dict[str, Any],
+    name: str,
+    kind: type | tuple[type, ...],
+    required: bool = True,
+    default: Any = None,
+) -> Any:
     value = body.get(name, default)
     if value is None:
         if required:
             raise BadRequest(f"'{name}' is required", [{"field": name, "message": "is required"}])
         return default
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and kind is int):
+    if not isinstance(value, kind) or (
+        kind is not bool and isinstance(value, bool) and kind is int
+    ):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise BadRequest(f"'{name}' must be {names}", [{"field": name, "message": f"must be {names}"}])
+        raise BadRequest(
+            f"'{name}' must be {names}", [{"field": name, "message": f"must be {names}"}]
+        )
     return value
 
 

@@ -104,5 +104,8 @@ def complete(task_id: str):
     body = json_body(required=False)
     variables = body.get("variables", {})
     if not isinstance(variables, dict):
-        raise BadRequest("'variables' must be an object", [{"field": "variables", "message": "must be an object"}])
+        raise BadRequest(
+            "'variables' must be an object",
+            [{"field": "variables", "message": "must be an object"}],
+        )
     return commands.complete_task(runtime(), task_id, variables, actor()).body

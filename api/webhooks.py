@@ -23,11 +23,14 @@ def create_webhook():
     if urlparse(url).scheme not in {"http", "https"} or not urlparse(url).netloc:
         raise BadRequest("url must be an http(s) URL", [{"field": "url", "message": "not http(s)"}])
     if not events or not all(isinstance(e, str) for e in events):
-        raise BadRequest("events must be a non-empty list of event names",
-                         [{"field": "events", "message": "must list event names"}])
+        raise BadRequest(
+            "events must be a non-empty list of event names",
+            [{"field": "events", "message": "must list event names"}],
+        )
     if len(secret) < 16:
-        raise BadRequest("secret must be at least 16 characters",
-                         [{"field": "secret", "message": "too short"}])
+        raise BadRequest(
+            "secret must be at least 16 characters", [{"field": "secret", "message": "too short"}]
+        )
     with runtime().uow() as uow:
         hook = Webhook(url=url, events=events, secret=secret)
         uow.session.add(hook)
@@ -39,5 +42,8 @@ def create_webhook():
 def list_webhooks():
     with runtime().uow(write=False) as uow:
         hooks = uow.session.execute(select(Webhook).order_by(Webhook.id)).scalars()
-        return {"items": [{"id": h.id, "url": h.url, "events": h.events, "active": h.active}
-                          for h in hooks]}
+        return {
+            "items": [
+                {"id": h.id, "url": h.url, "events": h.events, "active": h.active} for h in hooks
+            ]
+        }

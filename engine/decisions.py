@@ -53,9 +53,15 @@ class RulesDecisionMaker:
             fired = failed_closed(ruleset_key, version, as_of, exc)
             decision = None
             record = {
-                "ruleset_key": ruleset_key, "ruleset_version": version, "parameter_version": 0,
-                "as_of": as_of.isoformat(), "facts": facts, "parameters": {},
-                "fired": [fired.to_record()], "outcome": "hold", "outputs": {},
+                "ruleset_key": ruleset_key,
+                "ruleset_version": version,
+                "parameter_version": 0,
+                "as_of": as_of.isoformat(),
+                "facts": facts,
+                "parameters": {},
+                "fired": [fired.to_record()],
+                "outcome": "hold",
+                "outputs": {},
             }
         row = DecisionRecord(
             instance_id=execution.instance.id,
@@ -68,12 +74,17 @@ class RulesDecisionMaker:
             created_at=execution.now,
         )
         execution.uow.session.add(row)
-        execution.uow.session.flush([row])
+        execution.uow.session.flush()
         summary = _summary(row.id, record, decision)
         data["decision"] = summary
         data[f"{ruleset_key}_decision"] = summary
-        execution.record("decision", row.element_id, ruleset=ruleset_key,
-                         outcome=record["outcome"], decision_id=row.id)
+        execution.record(
+            "decision",
+            row.element_id,
+            ruleset=ruleset_key,
+            outcome=record["outcome"],
+            decision_id=row.id,
+        )
 
 
 def _summary(decision_id: int, record: dict[str, Any], decision: Decision | None) -> dict[str, Any]:

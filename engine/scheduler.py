@@ -30,9 +30,16 @@ Sender = Callable[[OutboxMessage, list[Webhook]], None]
 def sweep_timers(rt: Runtime, batch: int = 200) -> int:
     """Fire every due timer; return how many fired here."""
     with rt.uow(write=False) as uow:
-        due = uow.session.execute(
-            select(Timer.id).where(Timer.due_at <= rt.clock()).order_by(Timer.due_at).limit(batch)
-        ).scalars().all()
+        due = (
+            uow.session.execute(
+                select(Timer.id)
+                .where(Timer.due_at <= rt.clock())
+                .order_by(Timer.due_at)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
     fired = 0
     for timer_id in due:
         try:
@@ -58,8 +65,12 @@ def sign(secret: str, body: bytes) -> str:
 
 def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> None:
     body = json.dumps(
-        {"id": message.idempotency_key, "type": message.event_type,
-         "instance_id": message.instance_id, "payload": message.payload},
+        {
+            "id": message.idempotency_key,
+            "type": message.event_type,
+            "instance_id": message.instance_id,
+            "payload": message.payload,
+        },
         separators=(",", ":"),
     ).encode()
     for hook in hooks:
@@ -73,25 +84,30 @@ def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> None:
                 "X-Flowgate-Signature": sign(hook.secret, body),
             },
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - configured URL
+        with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
 
-def dispatch_outbox(rt: Runtime, sender: Sender = post_to_webhooks, batch: int = 50,
-                    dead_after: int = 8) -> int:
+def dispatch_outbox(
+    rt: Runtime, sender: Sender = post_to_webhooks, batch: int = 50, dead_after: int = 8
+) -> int:
     """Send pending outbox rows at least once; back off exponentially, then dead-letter."""
     sent = 0
     with rt.uow() as uow:
         now = rt.clock()
-        rows = uow.session.execute(
-            uow.for_update(
-                select(OutboxMessage)
-                .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
-                .order_by(OutboxMessage.id)
-                .limit(batch),
-                skip_locked=True,
+        rows = (
+            uow.session.execute(
+                uow.for_update(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+                    .order_by(OutboxMessage.id)
+                    .limit(batch),
+                    skip_locked=True,
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         hooks = list(uow.session.execute(select(Webhook).where(Webhook.active)).scalars())
         for row in rows:
             targets = [h for h in hooks if row.event_type in h.events or "*" in h.events]
@@ -107,7 +123,7 @@ def dispatch_outbox(rt: Runtime, sender: Sender = post_to_webhooks, batch: int =
                 if row.attempts >= dead_after:
                     row.status = "dead"
                 else:
-                    row.next_attempt_at = now + timedelta(seconds=2 ** row.attempts)
+                    row.next_attempt_at = now + timedelta(seconds=2**row.attempts)
         uow.commit()
     return sent
 
@@ -125,8 +141,12 @@ class Scheduler:
         ]
         for name, func, seconds in jobs:
             self._scheduler.add_job(
-                self._guarded(name, func), "interval", seconds=seconds, id=name,
-                max_instances=1, coalesce=True,
+                self._guarded(name, func),
+                "interval",
+                seconds=seconds,
+                id=name,
+                max_instances=1,
+                coalesce=True,
             )
 
     @staticmethod

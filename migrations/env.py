@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from the caller (flowgate db upgrade) or FLOWGATE_DATABASE_URL."""
+"""Alembic environment: the URL comes from `flowgate db upgrade` or FLOWGATE_DATABASE_URL."""
 
 from __future__ import annotations
 

@@ -72,7 +72,10 @@ class DefinitionCatalog:
 
     def latest(self, uow: UnitOfWork, key: str) -> Definition:
         row = uow.session.execute(
-            select(Definition).where(Definition.key == key).order_by(Definition.version.desc()).limit(1)
+            select(Definition)
+            .where(Definition.key == key)
+            .order_by(Definition.version.desc())
+            .limit(1)
         ).scalar_one_or_none()
         if row is None:
             raise NotFound(f"no process definition with key '{key}'")
@@ -94,8 +97,9 @@ class DefinitionCatalog:
 
     def summary(self, uow: UnitOfWork) -> list[dict[str, Any]]:
         rows = uow.session.execute(
-            select(Definition.key, Definition.version, Definition.checksum, Definition.deployed_at)
-            .order_by(Definition.key, Definition.version)
+            select(
+                Definition.key, Definition.version, Definition.checksum, Definition.deployed_at
+            ).order_by(Definition.key, Definition.version)
         ).all()
         by_key: dict[str, dict[str, Any]] = {}
         for key, version, checksum, deployed_at in rows:

@@ -75,7 +75,8 @@ def _check_flows(tree: etree._ElementTree, name: str) -> list[dict[str, Any]]:
                 errors.append(
                     _error(
                         flow_id,
-                        f"has a condition but its source '{flow.get('sourceRef')}' is not a gateway",
+                        f"has a condition but its source '{flow.get('sourceRef')}' "
+                        "is not a gateway",
                         name,
                     )
                 )
@@ -114,7 +115,9 @@ def _check_elements(
     return errors
 
 
-def load_parser(files: Iterable[SourceFile]) -> tuple[FlowgateParser, dict[str, etree._ElementTree]]:
+def load_parser(
+    files: Iterable[SourceFile],
+) -> tuple[FlowgateParser, dict[str, etree._ElementTree]]:
     parser = FlowgateParser()
     trees = {}
     for source in files:
@@ -140,7 +143,9 @@ def compile_definition(
     except UnsafeDocument as exc:
         raise InvalidDefinition(str(exc), [_error(None, str(exc))]) from exc
     except ValidationException as exc:
-        raise InvalidDefinition(str(exc), [_error(exc.id or None, str(exc), exc.file_name)]) from exc
+        raise InvalidDefinition(
+            str(exc), [_error(exc.id or None, str(exc), exc.file_name)]
+        ) from exc
     except (SpiffWorkflowException, etree.XMLSyntaxError, ValueError, KeyError) as exc:
         raise InvalidDefinition(str(exc), [_error(None, f"cannot parse: {exc}")]) from exc
 

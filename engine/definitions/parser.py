@@ -61,7 +61,9 @@ class FlowgateBusinessRuleTaskParser(BusinessRuleTaskParser):
         decision_ref = self.get_decision_ref(self.node)
         if decision_ref in self.process_parser.parser.dmn_parsers:
             return super().create_task()
-        return RulesetTask(self.spec, self.bpmn_id, decision_ref=decision_ref, **self.bpmn_attributes)
+        return RulesetTask(
+            self.spec, self.bpmn_id, decision_ref=decision_ref, **self.bpmn_attributes
+        )
 
 
 class FlowgateParser(CamundaParser):

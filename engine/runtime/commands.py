@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.definitions.catalog import DefinitionCatalog
-from engine.errors import Conflict, ConcurrentUpdate, Forbidden, NotFound
+from engine.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound
 from engine.runtime.execution import DecisionMaker, Execution, Incident, NoRules
 from engine.runtime.forms import validate_form
 from engine.runtime.projection import clear_projections, sync_projections
@@ -170,7 +170,9 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
     return subscriptions
 
 
-def _take_buffered(ex: Execution, subscriptions: list[MessageSubscription]) -> BufferedMessage | None:
+def _take_buffered(
+    ex: Execution, subscriptions: list[MessageSubscription]
+) -> BufferedMessage | None:
     for sub in subscriptions:
         stmt = (
             select(BufferedMessage)
@@ -182,7 +184,9 @@ def _take_buffered(ex: Execution, subscriptions: list[MessageSubscription]) -> B
             .order_by(BufferedMessage.id)
             .limit(1)
         )
-        buffered = ex.uow.session.execute(ex.uow.for_update(stmt, skip_locked=True)).scalar_one_or_none()
+        buffered = ex.uow.session.execute(
+            ex.uow.for_update(stmt, skip_locked=True)
+        ).scalar_one_or_none()
         if buffered is not None:
             ex.uow.session.delete(buffered)
             return buffered
@@ -192,7 +196,9 @@ def _take_buffered(ex: Execution, subscriptions: list[MessageSubscription]) -> B
 def _catch_message(
     ex: Execution, name: str, payload: dict[str, Any], message_id: str | None
 ) -> Incident | None:
-    event = BpmnEvent(MessageEventDefinition(name), payload={"payload": payload, "result_var": name})
+    event = BpmnEvent(
+        MessageEventDefinition(name), payload={"payload": payload, "result_var": name}
+    )
     caught = ex.workflow.event_manager.catch(event, internal=False)
     if not caught:
         raise Conflict(f"instance {ex.instance.id} is not waiting for message '{name}'")
@@ -209,10 +215,17 @@ def instance_summary(uow: UnitOfWork, instance: Instance) -> dict[str, Any]:
         select(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
     ).scalars()
     waiting = [
-        {"type": "message", "name": s.message_name, "correlation_key": s.correlation_key,
-         "element_id": s.element_id}
+        {
+            "type": "message",
+            "name": s.message_name,
+            "correlation_key": s.correlation_key,
+            "element_id": s.element_id,
+        }
         for s in subs
-    ] + [{"type": "timer", "element_id": t.element_id, "due_at": t.due_at.isoformat()} for t in timers]
+    ] + [
+        {"type": "timer", "element_id": t.element_id, "due_at": t.due_at.isoformat()}
+        for t in timers
+    ]
     return {
         "id": instance.id,
         "process_key": instance.process_key,
@@ -221,8 +234,13 @@ def instance_summary(uow: UnitOfWork, instance: Instance) -> dict[str, Any]:
         "status": instance.status,
         "incident": instance.incident,
         "active_tasks": [
-            {"id": t.id, "element_id": t.element_id, "name": t.name, "assignee": t.assignee,
-             "candidate_groups": t.candidate_groups}
+            {
+                "id": t.id,
+                "element_id": t.element_id,
+                "name": t.name,
+                "assignee": t.assignee,
+                "candidate_groups": t.candidate_groups,
+            }
             for t in tasks
         ],
         "waiting_for": waiting,
@@ -253,8 +271,11 @@ def _remember(uow: UnitOfWork, scope: str, key: str | None, digest: str, result:
     if key is not None:
         uow.session.add(
             IdempotencyRecord(
-                scope=scope, key=key, request_hash=digest,
-                status_code=result.status_code, response=result.body,
+                scope=scope,
+                key=key,
+                request_hash=digest,
+                status_code=result.status_code,
+                response=result.body,
             )
         )
 
@@ -268,8 +289,14 @@ def start(
     idempotency_key: str | None = None,
     version: int | None = None,
 ) -> Result:
-    digest = request_hash({"process_key": process_key, "business_key": business_key,
-                           "variables": variables, "version": version})
+    digest = request_hash(
+        {
+            "process_key": process_key,
+            "business_key": business_key,
+            "variables": variables,
+            "version": version,
+        }
+    )
 
     def attempt() -> Result:
         with rt.uow() as uow:
@@ -277,7 +304,8 @@ def start(
             if previous is not None:
                 return previous
             definition = (
-                rt.catalog.version(uow, process_key, version) if version
+                rt.catalog.version(uow, process_key, version)
+                if version
                 else rt.catalog.latest(uow, process_key)
             )
             spec, subprocess_specs = rt.catalog.specs(definition)
@@ -298,8 +326,9 @@ def start(
                 updated_at=rt.clock(),
             )
             uow.session.add(instance)
-            ex = Execution(uow, instance, definition, workflow, rt.services, rt.rules,
-                           actor.user, rt.clock())
+            ex = Execution(
+                uow, instance, definition, workflow, rt.services, rt.rules, actor.user, rt.clock()
+            )
             ex.record("instance_started", None, business_key=business_key)
             incident = ex.run_steps()
             _save(rt, ex, incident)
@@ -346,8 +375,7 @@ def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: A
             row.completed_at = ex.now
             row.completed_by = actor.user
             ex.completed_task_ids.add(task_id)
-            ex.record("task_completed", row.element_id, task_id=task_id,
-                      variables=sorted(values))
+            ex.record("task_completed", row.element_id, task_id=task_id, variables=sorted(values))
             incident = ex.run_steps()
             _save(rt, ex, incident)
             result = Result(200, instance_summary(uow, ex.instance))
@@ -374,24 +402,39 @@ def deliver_message(
                 return Result(previous.status_code, previous.body)
             sub = uow.session.execute(
                 select(MessageSubscription)
-                .where(MessageSubscription.message_name == name,
-                       MessageSubscription.correlation_key == correlation_key)
+                .where(
+                    MessageSubscription.message_name == name,
+                    MessageSubscription.correlation_key == correlation_key,
+                )
                 .order_by(MessageSubscription.id)
                 .limit(1)
             ).scalar_one_or_none()
             now = rt.clock()
             if sub is None:
                 expires = now + rt.message_ttl
-                uow.session.add(BufferedMessage(
-                    message_name=name, correlation_key=correlation_key, message_id=message_id,
-                    payload=payload, received_at=now, expires_at=expires))
+                uow.session.add(
+                    BufferedMessage(
+                        message_name=name,
+                        correlation_key=correlation_key,
+                        message_id=message_id,
+                        payload=payload,
+                        received_at=now,
+                        expires_at=expires,
+                    )
+                )
                 result = Result(202, {"status": "buffered", "expires_at": expires.isoformat()})
             else:
                 ex = _load(rt, uow, sub.instance_id, actor)
                 incident = _catch_message(ex, name, payload, message_id)
                 _save(rt, ex, incident)
-                result = Result(200, {"status": "delivered", "instance_id": ex.instance.id,
-                                      "instance_status": ex.instance.status})
+                result = Result(
+                    200,
+                    {
+                        "status": "delivered",
+                        "instance_id": ex.instance.id,
+                        "instance_status": ex.instance.status,
+                    },
+                )
             _remember(uow, "message", message_id, digest, result)
             uow.commit()
             return result

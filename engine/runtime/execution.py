@@ -65,12 +65,12 @@ class Execution:
     def elements(self) -> dict[str, dict[str, Any]]:
         return self.definition.elements
 
-    def record(self, event_type: str, element_id: str | None = None, **details: Any) -> None:
+    def record(self, kind: str, element_id: str | None = None, **details: Any) -> None:
         self.events.append(
             InstanceEvent(
                 instance_id=self.instance.id,
                 at=self.now,
-                type=event_type,
+                type=kind,
                 element_id=element_id,
                 actor=self.actor,
                 details=to_json_safe(details),

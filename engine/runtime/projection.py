@@ -102,7 +102,7 @@ def _sync_tasks(ex: Execution) -> None:
             continue
         row = new_human_task(ex, task)
         session.add(row)
-        session.flush([row])
+        session.flush()
         session.add_all(
             [TaskCandidate(task_id=row.id, kind="group", name=g) for g in row.candidate_groups]
             + [TaskCandidate(task_id=row.id, kind="user", name=u) for u in row.candidate_users]
@@ -111,11 +111,7 @@ def _sync_tasks(ex: Execution) -> None:
 
 
 def _waiting_events(ex: Execution) -> list[Any]:
-    return [
-        t
-        for t in ex.workflow.event_manager.tasks.values()
-        if t.state == TaskState.WAITING
-    ]
+    return [t for t in ex.workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
 
 
 def _timer_due(task: Any) -> datetime | None:
@@ -137,7 +133,9 @@ def _sync_timers(ex: Execution, waiting: list[Any]) -> None:
                 wanted[str(task.id)] = (task.task_spec.bpmn_id or task.task_spec.name, due)
     stored = {
         row.task_id: row
-        for row in session.execute(select(Timer).where(Timer.instance_id == ex.instance.id)).scalars()
+        for row in session.execute(
+            select(Timer).where(Timer.instance_id == ex.instance.id)
+        ).scalars()
     }
     for task_id, row in stored.items():
         if task_id not in wanted:
@@ -147,7 +145,9 @@ def _sync_timers(ex: Execution, waiting: list[Any]) -> None:
     for task_id, (element_id, due) in wanted.items():
         if task_id not in stored:
             session.add(
-                Timer(instance_id=ex.instance.id, task_id=task_id, element_id=element_id, due_at=due)
+                Timer(
+                    instance_id=ex.instance.id, task_id=task_id, element_id=element_id, due_at=due
+                )
             )
 
 

@@ -52,7 +52,9 @@ def _build_serializer() -> BpmnWorkflowSerializer:
     config[BpmnWorkflow] = SpeclessWorkflowConverter
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
-    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
+    registry.register(
+        date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"])
+    )
     return BpmnWorkflowSerializer(registry)
 
 
@@ -61,11 +63,13 @@ SERIALIZER = _build_serializer()
 
 def dump_state(workflow: BpmnWorkflow) -> bytes:
     # `to_dict` rather than `serialize_json`: the latter flips a flag on the shared registry
-    # and is not safe with concurrent requests.
+    # and is not safe with concurrent requests. Task data is left raw by `to_dict` (stored as
+    # deltas against the parent task), so the registry's encoder converts Decimal and date.
     dct = SERIALIZER.to_dict(workflow)
     dct["format"] = FORMAT
     dct[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION
-    return zlib.compress(json.dumps(dct, separators=(",", ":")).encode(), 6)
+    text = json.dumps(dct, separators=(",", ":"), cls=SERIALIZER._encoder_cls)
+    return zlib.compress(text.encode(), 6)
 
 
 def load_state(blob: bytes, spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:

@@ -33,9 +33,16 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None,
-             headers: dict[str, str] | None = None, raw: bytes | None = None,
-             content_type: str = "application/json") -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         request = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
@@ -56,15 +63,25 @@ class Server:
 
 def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     port = free_port()
-    env = {**os.environ, "FLOWGATE_DATA_DIR": str(tmp / "var"), "FLOWGATE_PORT": str(port),
-           "FLOWGATE_PROCESSES_DIR": str(tmp / "processes"), "FLOWGATE_TICK_SECONDS": "0.2",
-           **(env_extra or {})}
+    env = {
+        **os.environ,
+        "FLOWGATE_DATA_DIR": str(tmp / "var"),
+        "FLOWGATE_PORT": str(port),
+        "FLOWGATE_PROCESSES_DIR": str(tmp / "processes"),
+        "FLOWGATE_TICK_SECONDS": "0.2",
+        **(env_extra or {}),
+    }
     env.pop("FLOWGATE_DATABASE_URL", None)
     log = tmp / "server.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -14,9 +14,13 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "approval.bpmn"
 def multipart(name: str, content: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-        f"Content-Type: application/xml\r\n\r\n"
-    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: application/xml\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -35,31 +39,73 @@ def test_order_flows_through_service_gateway_task_message_and_timer(server: Serv
     assert status == 201 and deployed["version"] == 1
     assert deploy(server, e2e_model())[0] == 200
 
-    start = {"business_key": "SO-1", "variables": {"amount": 5000, "approver_group": "credit_manager",
-                                                   "approval_timeout": "P1D"}}
-    status, instance = server.call("POST", "/api/v1/processes/approval/instances", start,
-                                   token="erp", headers={"Idempotency-Key": "so-1"})
+    start = {
+        "business_key": "SO-1",
+        "variables": {
+            "amount": 5000,
+            "approver_group": "credit_manager",
+            "approval_timeout": "P1D",
+        },
+    }
+    status, instance = server.call(
+        "POST",
+        "/api/v1/processes/approval/instances",
+        start,
+        token="erp",
+        headers={"Idempotency-Key": "so-1"},
+    )
     assert status == 201, instance
-    assert server.call("POST", "/api/v1/processes/approval/instances", start, token="erp",
-                       headers={"Idempotency-Key": "so-1"})[1]["id"] == instance["id"]
+    assert (
+        server.call(
+            "POST",
+            "/api/v1/processes/approval/instances",
+            start,
+            token="erp",
+            headers={"Idempotency-Key": "so-1"},
+        )[1]["id"]
+        == instance["id"]
+    )
 
     status, inbox = server.call("GET", "/api/v1/tasks?scope=mine", token="carol")
     assert status == 200 and inbox["total"] == 1
     task = inbox["items"][0]
     assert task["form"]["fields"][0]["id"] == "decision"
 
-    status, problem = server.call("POST", f"/api/v1/tasks/{task['id']}/complete",
-                                  {"variables": {"decision": "perhaps"}}, token="carol")
+    status, problem = server.call(
+        "POST",
+        f"/api/v1/tasks/{task['id']}/complete",
+        {"variables": {"decision": "perhaps"}},
+        token="carol",
+    )
     assert status == 422 and problem["errors"][0]["field"] == "decision"
-    status, _ = server.call("POST", f"/api/v1/tasks/{task['id']}/complete",
-                            {"variables": {"decision": "approve"}}, token="carol")
+    status, _ = server.call(
+        "POST",
+        f"/api/v1/tasks/{task['id']}/complete",
+        {"variables": {"decision": "approve"}},
+        token="carol",
+    )
     assert status == 200
-    assert server.call("POST", f"/api/v1/tasks/{task['id']}/complete",
-                       {"variables": {"decision": "approve"}}, token="carol")[0] == 409
+    assert (
+        server.call(
+            "POST",
+            f"/api/v1/tasks/{task['id']}/complete",
+            {"variables": {"decision": "approve"}},
+            token="carol",
+        )[0]
+        == 409
+    )
 
-    status, delivered = server.call("POST", "/api/v1/messages", {
-        "name": "payment_received", "correlation_key": "SO-1",
-        "payload": {"amount": "5000.00"}, "message_id": "pay-1"}, token="erp")
+    status, delivered = server.call(
+        "POST",
+        "/api/v1/messages",
+        {
+            "name": "payment_received",
+            "correlation_key": "SO-1",
+            "payload": {"amount": "5000.00"},
+            "message_id": "pay-1",
+        },
+        token="erp",
+    )
     assert status == 200 and delivered["instance_status"] == "completed"
 
     status, detail = server.call("GET", f"/api/v1/instances/{instance['id']}", token="auditor")
@@ -69,9 +115,19 @@ def test_order_flows_through_service_gateway_task_message_and_timer(server: Serv
 
 def test_boundary_timer_fires_by_the_servers_scheduler(server: Server):
     deploy(server, e2e_model())
-    _, instance = server.call("POST", "/api/v1/processes/approval/instances", {
-        "business_key": "SO-2", "variables": {"amount": 5000, "approver_group": "credit_manager",
-                                              "approval_timeout": "PT0.5S"}}, token="erp")
+    _, instance = server.call(
+        "POST",
+        "/api/v1/processes/approval/instances",
+        {
+            "business_key": "SO-2",
+            "variables": {
+                "amount": 5000,
+                "approver_group": "credit_manager",
+                "approval_timeout": "PT0.5S",
+            },
+        },
+        token="erp",
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         _, detail = server.call("GET", f"/api/v1/instances/{instance['id']}", token="admin")
@@ -86,14 +142,16 @@ def test_bad_requests_get_problem_json_never_500(server: Server):
     assert server.call("GET", "/api/v1/tasks")[0] == 401
     assert server.call("GET", "/api/v1/tasks", token="not-a-token")[0] == 401
     assert server.call("POST", "/api/v1/processes/approval/instances", {}, token="carol")[0] == 403
-    status, problem = server.call("POST", "/api/v1/processes/approval/instances",
-                                  raw=b"{not json", token="erp")
+    status, problem = server.call(
+        "POST", "/api/v1/processes/approval/instances", raw=b"{not json", token="erp"
+    )
     assert status == 400 and problem["title"] == "Bad request"
     assert server.call("POST", "/api/v1/processes/nope/instances", {}, token="erp")[0] == 404
     status, problem = deploy(server, b"<bpmn:definitions xmlns:bpmn='x'/>")
     assert status == 422
     hostile = FIXTURE.read_bytes().replace(
-        b'paid = payment_received["amount"]', b"__import__('os').system('id')")
+        b'paid = payment_received["amount"]', b"__import__('os').system('id')"
+    )
     status, problem = deploy(server, hostile)
     assert status == 422 and problem["errors"][0]["element_id"] == "book"
     assert server.call("GET", "/healthz")[0] == 200

@@ -36,8 +36,13 @@ def demo_services() -> ServiceRegistry:
 
 def make_container(database_url: str, tmp_path: Path, **settings: Any) -> Container:
     config = Settings.from_env(
-        {}, database_url=database_url, data_dir=tmp_path / "var", secret_key="test-secret-key",
-        scheduler=False, processes_dir=tmp_path / "none", **settings,
+        {},
+        database_url=database_url,
+        data_dir=tmp_path / "var",
+        secret_key="test-secret-key",
+        scheduler=False,
+        processes_dir=tmp_path / "none",
+        **settings,
     )
     return bootstrap(config, services=demo_services())
 

@@ -19,13 +19,15 @@ def test_crash_between_commands_loses_nothing(database_url, tmp_path, approval_b
     with first.runtime.uow() as uow:
         first.runtime.catalog.deploy(uow, [SourceFile("approval.bpmn", approval_bpmn)], "t")
         uow.commit()
-    body = commands.start(first.runtime, "approval", "SO-1", {"amount": 5000,
-                          "approval_timeout": "P1D"}, ERP).body
+    body = commands.start(
+        first.runtime, "approval", "SO-1", {"amount": 5000, "approval_timeout": "P1D"}, ERP
+    ).body
     first.engine.dispose()  # the process dies: no clean shutdown, fresh caches next time
 
     second = make_container(database_url, tmp_path)
-    after = commands.complete_task(second.runtime, body["active_tasks"][0]["id"],
-                                   {"decision": "approve"}, CAROL).body
+    after = commands.complete_task(
+        second.runtime, body["active_tasks"][0]["id"], {"decision": "approve"}, CAROL
+    ).body
     assert after["waiting_for"][0]["name"] == "payment_received"
     second.close()
 
@@ -35,8 +37,9 @@ def test_timer_fires_after_a_server_restart(database_url, tmp_path, approval_bpm
     with first.runtime.uow() as uow:
         first.runtime.catalog.deploy(uow, [SourceFile("approval.bpmn", approval_bpmn)], "t")
         uow.commit()
-    body = commands.start(first.runtime, "approval", "SO-1",
-                          {"amount": 5000, "approval_timeout": "PT0.5S"}, ERP).body
+    body = commands.start(
+        first.runtime, "approval", "SO-1", {"amount": 5000, "approval_timeout": "PT0.5S"}, ERP
+    ).body
     first.close()
     time.sleep(0.7)
     second = make_container(database_url, tmp_path)
@@ -53,12 +56,14 @@ def test_two_schedulers_fire_each_timer_exactly_once(database_url, tmp_path, app
         a.runtime.catalog.deploy(uow, [SourceFile("approval.bpmn", approval_bpmn)], "t")
         uow.commit()
     for n in range(8):
-        commands.start(a.runtime, "approval", f"SO-{n}",
-                       {"amount": 5000, "approval_timeout": "PT0.3S"}, ERP)
+        commands.start(
+            a.runtime, "approval", f"SO-{n}", {"amount": 5000, "approval_timeout": "PT0.3S"}, ERP
+        )
     time.sleep(0.5)
     fired: list[int] = []
-    workers = [threading.Thread(target=lambda c=c: fired.append(sweep_timers(c.runtime)))
-               for c in (a, b)]
+    workers = [
+        threading.Thread(target=lambda c=c: fired.append(sweep_timers(c.runtime))) for c in (a, b)
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -67,7 +72,8 @@ def test_two_schedulers_fire_each_timer_exactly_once(database_url, tmp_path, app
     with a.runtime.uow(write=False) as uow:
         per_instance = uow.session.execute(
             select(InstanceEvent.instance_id, func.count())
-            .where(InstanceEvent.type == "timer_fired").group_by(InstanceEvent.instance_id)
+            .where(InstanceEvent.type == "timer_fired")
+            .group_by(InstanceEvent.instance_id)
         ).all()
         assert sorted(count for _, count in per_instance) == [1] * 8
     a.close()

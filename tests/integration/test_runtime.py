@@ -23,9 +23,13 @@ def start(rt: Any, key: str = "SO-1", **variables: Any) -> dict[str, Any]:
 
 def history(rt: Any, instance_id: str) -> list[str]:
     with rt.uow(write=False) as uow:
-        return list(uow.session.execute(
-            select(InstanceEvent.type).where(InstanceEvent.instance_id == instance_id)
-            .order_by(InstanceEvent.id)).scalars())
+        return list(
+            uow.session.execute(
+                select(InstanceEvent.type)
+                .where(InstanceEvent.instance_id == instance_id)
+                .order_by(InstanceEvent.id)
+            ).scalars()
+        )
 
 
 def test_big_order_waits_at_approval_offered_to_the_group_from_the_service(rt):
@@ -34,7 +38,9 @@ def test_big_order_waits_at_approval_offered_to_the_group_from_the_service(rt):
     [task] = body["active_tasks"]
     assert task["element_id"] == "approve_order"
     assert task["candidate_groups"] == ["credit_manager"]
-    assert {"type": "timer", "element_id": "approval_timeout"} .items() <= body["waiting_for"][0].items()
+    assert {"type": "timer", "element_id": "approval_timeout"}.items() <= body["waiting_for"][
+        0
+    ].items()
 
 
 def test_approved_order_waits_for_payment_then_completes_on_message(rt):
@@ -42,10 +48,17 @@ def test_approved_order_waits_for_payment_then_completes_on_message(rt):
     task_id = body["active_tasks"][0]["id"]
     after = commands.complete_task(rt, task_id, {"decision": "approve"}, CAROL).body
     assert after["active_tasks"] == []
-    assert after["waiting_for"] == [{"type": "message", "name": "payment_received",
-                                     "correlation_key": "SO-1", "element_id": "wait_payment"}]
-    delivered = commands.deliver_message(rt, "payment_received", "SO-1", {"amount": "5000.00"},
-                                         "pay-1", ERP)
+    assert after["waiting_for"] == [
+        {
+            "type": "message",
+            "name": "payment_received",
+            "correlation_key": "SO-1",
+            "element_id": "wait_payment",
+        }
+    ]
+    delivered = commands.deliver_message(
+        rt, "payment_received", "SO-1", {"amount": "5000.00"}, "pay-1", ERP
+    )
     assert delivered.status_code == 200
     assert delivered.body["instance_status"] == "completed"
     with rt.uow(write=False) as uow:
@@ -59,8 +72,12 @@ def test_invalid_form_is_refused_naming_every_field_and_task_stays_open(rt):
         commands.complete_task(rt, task_id, {"decision": "maybe", "comment": "x" * 300}, CAROL)
     assert {e["field"] for e in refused.value.errors} == {"decision", "comment"}
     with rt.uow(write=False) as uow:
-        assert commands.instance_summary(uow, uow.session.get(Instance, _instance_of(rt, task_id)))[
-            "active_tasks"][0]["id"] == task_id
+        assert (
+            commands.instance_summary(uow, uow.session.get(Instance, _instance_of(rt, task_id)))[
+                "active_tasks"
+            ][0]["id"]
+            == task_id
+        )
 
 
 def _instance_of(rt: Any, task_id: str) -> str:
@@ -75,8 +92,9 @@ def test_user_outside_candidate_groups_cannot_complete(rt):
 
     task_id = start(rt)["active_tasks"][0]["id"]
     with pytest.raises(Forbidden):
-        commands.complete_task(rt, task_id, {"decision": "approve"},
-                               Actor("sam", frozenset({"sales_manager"})))
+        commands.complete_task(
+            rt, task_id, {"decision": "approve"}, Actor("sam", frozenset({"sales_manager"}))
+        )
 
 
 def test_completed_task_cannot_be_completed_again(rt):
@@ -128,7 +146,9 @@ def test_repeated_message_id_returns_the_first_answer(rt):
     with rt.uow(write=False) as uow:
         from engine.store.tables import BufferedMessage
 
-        assert uow.session.execute(select(func.count()).select_from(BufferedMessage)).scalar_one() == 1
+        assert (
+            uow.session.execute(select(func.count()).select_from(BufferedMessage)).scalar_one() == 1
+        )
 
 
 def test_same_idempotency_key_returns_the_same_instance_and_other_body_conflicts(rt):
@@ -142,9 +162,12 @@ def test_same_idempotency_key_returns_the_same_instance_and_other_body_conflicts
 
 def test_ten_concurrent_starts_with_one_idempotency_key_make_one_instance(rt):
     with ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(
-            lambda _: commands.start(rt, "approval", "SO-5", ORDER, ERP, idempotency_key="k-5"),
-            range(10)))
+        results = list(
+            pool.map(
+                lambda _: commands.start(rt, "approval", "SO-5", ORDER, ERP, idempotency_key="k-5"),
+                range(10),
+            )
+        )
     assert len({r.body["id"] for r in results}) == 1
     assert sorted(r.status_code for r in results) == [200] * 9 + [201]
     with rt.uow(write=False) as uow:

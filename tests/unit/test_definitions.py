@@ -46,7 +46,7 @@ def test_script_that_imports_is_refused_at_deploy_time():
 
 def test_condition_with_dunder_escape_is_refused():
     hostile = FIXTURE.replace(b"amount &gt; 1000", b"().__class__.__bases__")
-    assert [e["element_id"] for e in errors_of(hostile)] == ["f_big"]
+    assert {e["element_id"] for e in errors_of(hostile)} == {"f_big"}
 
 
 def test_condition_on_a_flow_that_leaves_no_gateway_is_refused():
@@ -64,9 +64,11 @@ def test_model_without_start_event_is_refused():
 
 
 def test_billion_laughs_is_refused_before_parsing():
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><bpmn:definitions '
-            b'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&lol2;</bpmn:definitions>')
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><bpmn:definitions '
+        b'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&lol2;</bpmn:definitions>'
+    )
     assert "DTD" in errors_of(bomb)[0]["message"]
 
 
