@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
-from api import definitions, health, instances, messages, tasks, webhooks
+from api import decisions, definitions, health, instances, messages, rulesets, tasks, webhooks
 from api.auth import Unauthenticated
 from api.bootstrap import Container, bootstrap
 from api.errors import Unauthorized, register_error_handlers
@@ -20,6 +20,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.json.sort_keys = False
     app.extensions["flowgate"] = container
     for module in (health, definitions, instances, messages, tasks, webhooks):
+        app.register_blueprint(module.bp)
+    for module in (rulesets, decisions):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 

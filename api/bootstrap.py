@@ -60,13 +60,21 @@ def _secret_key(settings: Settings) -> str:
     return key
 
 
-def _rules_hook() -> DecisionMaker:
-    """The durable-rules decision hook, when the rules package is installed and wired."""
+def _rules_hook(uow: UnitOfWorkFactory) -> DecisionMaker:
+    """The durable-rules decision hook over the rulesets published in the database.
+
+    Seeding the shipped defaults here, at start-up, means no business rule task ever has to
+    write them from inside its own command's transaction (engine/store/rulesets.py).
+    """
     try:
         from engine.decisions import RulesDecisionMaker
+        from engine.store.rulesets import SqlRulesetRepository
+        from rules.service import RulesService
     except ImportError:
         return NoRules()
-    return RulesDecisionMaker.default()
+    repository = SqlRulesetRepository(uow)
+    repository.seed_defaults()
+    return RulesDecisionMaker(RulesService(repository))
 
 
 def bootstrap(
@@ -80,11 +88,12 @@ def bootstrap(
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     services = services or default_registry()
-    rules = rules or _rules_hook()
+    uow = UnitOfWorkFactory(engine)
+    rules = rules or _rules_hook(uow)
     known_ruleset = getattr(rules, "knows", lambda _key: False)
     catalog = DefinitionCatalog(lambda t: t in services, known_ruleset)
     runtime = Runtime(
-        UnitOfWorkFactory(engine), catalog, services, rules,
+        uow, catalog, services, rules,
         message_ttl=timedelta(seconds=settings.message_ttl_seconds),
     )
     tokens = TokenService(_secret_key(settings), runtime.uow, settings.token_ttl_hours)

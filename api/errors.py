@@ -9,6 +9,23 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import FlowgateError
+from rules.errors import (
+    FactsInvalid,
+    NoParametersInForce,
+    RuleEvaluationFailed,
+    RulesError,
+    RulesetInvalid,
+    UnknownRuleset,
+)
+
+# rules/ raises its own exceptions (it knows nothing of HTTP); each gets a status here, once.
+RULES_PROBLEMS: dict[type[RulesError], tuple[int, str]] = {
+    UnknownRuleset: (404, "Unknown ruleset"),
+    NoParametersInForce: (422, "No parameters in force"),
+    FactsInvalid: (422, "Invalid facts"),
+    RulesetInvalid: (422, "Ruleset or parameters rejected"),
+    RuleEvaluationFailed: (503, "Rules evaluation failed"),
+}
 
 log = logging.getLogger("flowgate.api")
 
@@ -39,6 +56,13 @@ def register_error_handlers(app: Flask) -> None:
     def _domain(exc: FlowgateError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return problem(exc.status, exc.title, exc.detail, exc.errors, headers)
+
+    @app.errorhandler(RulesError)
+    def _rules(exc: RulesError) -> Response:
+        status, title = next(
+            (v for k, v in RULES_PROBLEMS.items() if isinstance(exc, k)), (422, "Rules error")
+        )
+        return problem(status, title, str(exc), getattr(exc, "errors", None))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -150,6 +150,75 @@ def openapi_document() -> dict[str, Any]:
                     params=[_path("id")],
                 )
             },
+            "/api/v1/rulesets": {"get": _op("Each ruleset with its active version")},
+            "/api/v1/rulesets/{key}": {
+                "get": _op(
+                    "Rules, parameters in force and scenarios of the active version",
+                    params=[_path("key"), *_query("as_of", "version")],
+                )
+            },
+            "/api/v1/rulesets/{key}/versions": {
+                "post": _op(
+                    "Publish a version: validated, limit-checked and scenario-tested, then active",
+                    "201",
+                    OBJECT,
+                    [_path("key")],
+                )
+            },
+            "/api/v1/rulesets/{key}/parameters": {
+                "put": _op(
+                    "A new parameter version",
+                    "201",
+                    {
+                        "type": "object",
+                        "required": ["values", "effective_from"],
+                        "properties": {
+                            "values": OBJECT,
+                            "effective_from": {"type": "string", "format": "date"},
+                        },
+                    },
+                    [_path("key")],
+                )
+            },
+            "/api/v1/rulesets/{key}/evaluate": {
+                "post": _op(
+                    "Dry run, not recorded",
+                    body={
+                        "type": "object",
+                        "required": ["facts"],
+                        "properties": {
+                            "facts": OBJECT,
+                            "as_of": {"type": "string", "format": "date"},
+                            "version": {"type": "integer"},
+                        },
+                    },
+                    params=[_path("key")],
+                )
+            },
+            "/api/v1/rulesets/{key}/replay": {
+                "post": _op(
+                    "What-if: re-run recorded decisions of a period against a candidate",
+                    body={
+                        "type": "object",
+                        "required": ["from", "to"],
+                        "properties": {
+                            "version": {"type": "integer"},
+                            "ruleset": OBJECT,
+                            "parameters": OBJECT,
+                            "from": {"type": "string", "format": "date"},
+                            "to": {"type": "string", "format": "date"},
+                        },
+                    },
+                    params=[_path("key")],
+                )
+            },
+            "/api/v1/decisions": {
+                "get": _op(
+                    "Decision records",
+                    params=_query("instance_id", "ruleset_key", "page", "page_size"),
+                )
+            },
+            "/api/v1/decisions/{id}": {"get": _op("One decision record", params=[_path("id")])},
             "/api/v1/webhooks": {
                 "get": _op("List webhooks"),
                 "post": _op(

@@ -45,6 +45,14 @@ PERMISSIONS: dict[str, str | frozenset[str]] = {
     "tasks.complete": APPROVERS | {"analyst"},
     "webhooks.create_webhook": frozenset(),
     "webhooks.list_webhooks": frozenset({"auditor"}),
+    "rulesets.list_rulesets": ANY,
+    "rulesets.get_ruleset": ANY,
+    "rulesets.publish_version": frozenset({"analyst"}),
+    "rulesets.set_parameters": frozenset({"analyst"}),
+    "rulesets.evaluate": ANY,
+    "rulesets.replay": frozenset({"analyst"}),
+    "decisions.list_decisions": ANY,
+    "decisions.get_decision": ANY,
 }
 
 

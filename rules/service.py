@@ -31,6 +31,10 @@ class RulesService:
         self._compile_timeout = compile_timeout
         self._engine_names: dict[tuple[str, int, str], str] = {}
 
+    def list_keys(self) -> list[str]:
+        """Every ruleset key the repository holds."""
+        return self._repository.list_keys()
+
     def ruleset(self, key: str, version: int | None = None) -> Ruleset:
         if version is None:
             return self._repository.get_active(key)
