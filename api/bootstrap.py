@@ -93,7 +93,10 @@ def bootstrap(
     known_ruleset = getattr(rules, "knows", lambda _key: False)
     catalog = DefinitionCatalog(lambda t: t in services, known_ruleset)
     runtime = Runtime(
-        uow, catalog, services, rules,
+        uow,
+        catalog,
+        services,
+        rules,
         message_ttl=timedelta(seconds=settings.message_ttl_seconds),
     )
     tokens = TokenService(_secret_key(settings), runtime.uow, settings.token_ttl_hours)
@@ -134,8 +137,10 @@ DEMO_USERS = {
 
 def seed_demo(container: Container) -> dict[str, str]:
     """Demo users' tokens and one ERP API key, written to the data dir for the README."""
-    tokens = {user: container.tokens.issue(user, roles, groups)
-              for user, (roles, groups) in DEMO_USERS.items()}
+    tokens = {
+        user: container.tokens.issue(user, roles, groups)
+        for user, (roles, groups) in DEMO_USERS.items()
+    }
     key_file = container.settings.data_dir / "erp_api_key"
     if key_file.exists():
         tokens["erp"] = key_file.read_text().strip()
