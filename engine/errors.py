@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Handlers in `domain/` raise it without importing the engine; re-exported here for the runtime.
+from domain.errors import BusinessError as BusinessError
+
 
 class FlowgateError(Exception):
     """Base class: a user-visible error with a stable title."""
@@ -44,15 +47,6 @@ class ValidationFailed(FlowgateError):
 
     title = "Validation failed"
     status = 422
-
-
-class BusinessError(Exception):
-    """Raised by a service handler to take a BPMN error boundary event with this code."""
-
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.message = message or code
 
 
 class ConcurrentUpdate(Conflict):

@@ -6,11 +6,12 @@ import os
 
 from alembic import context
 
+from domain.records import DomainBase
 from engine.store.db import make_engine
 from engine.store.tables import Base
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = [Base.metadata, DomainBase.metadata]
 
 
 def _url() -> str:
