@@ -58,11 +58,42 @@ def _journal() -> None:
     op.create_index("ix_journal_line_order", "journal_line", ["order_no"])
 
 
+def _lots() -> None:
+    op.create_table(
+        "lot",
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("gtin", sa.String(14), nullable=False),
+        sa.Column("lot", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("expiry_date", sa.Date(), nullable=False),
+        sa.Column("production_date", sa.Date(), nullable=True),
+        sa.Column("unit_cost", Money(), nullable=False),
+        sa.Column("qty_on_hand", sa.Integer(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("gtin", "lot", name="uq_lot_gtin_lot"),
+    )
+    op.create_index("ix_lot_gtin_expiry", "lot", ["gtin", "expiry_date"])
+    op.create_table(
+        "lot_status_change",
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("lot_id", BigId, sa.ForeignKey("lot.id"), nullable=False),
+        sa.Column("old_status", sa.String(16), nullable=True),
+        sa.Column("new_status", sa.String(16), nullable=False),
+        sa.Column("reason", sa.String(400), nullable=False),
+        sa.Column("actor", sa.String(120), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_lot_status_change_lot_id", "lot_status_change", ["lot_id"])
+
+
 def upgrade() -> None:
     _journal()
+    _lots()
     # Order-to-cash records (customers, receivables, lots, orders, shipments, invoices) follow.
 
 
 def downgrade() -> None:
+    op.drop_table("lot_status_change")
+    op.drop_table("lot")
     op.drop_table("journal_line")
     op.drop_table("journal_entry")
