@@ -5,12 +5,16 @@ from __future__ import annotations
 from flask import Flask, g, request
 
 from api import decisions, definitions, health, instances, messages, rulesets, tasks, webhooks
+from api.audit import bp as audit_bp
 from api.auth import Unauthenticated
 from api.bootstrap import Container, bootstrap
 from api.errors import Unauthorized, register_error_handlers
+from api.guards import install_guards
+from api.logging import configure_logging, install_request_logging, register_secret
 from api.permissions import PERMISSIONS, PUBLIC, allowed
 from api.settings import Settings
 from engine.errors import Forbidden
+from engine.store.audit import AUDIT_CONTEXT, AuditContext
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Flask:
@@ -23,7 +27,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.register_blueprint(module.bp)
     for module in (rulesets, decisions):
         app.register_blueprint(module.bp)
+    app.register_blueprint(audit_bp)
     register_error_handlers(app)
+    configure_logging(container.settings.log_level)
+    register_secret(container.tokens.secret_key)
+    install_request_logging(app)
 
     @app.before_request
     def authenticate() -> None:
@@ -35,5 +43,23 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             raise Unauthorized(str(exc)) from None
         if not allowed(request.endpoint, g.actor.roles | g.actor.groups):
             raise Forbidden(f"{g.actor.user} may not call {request.method} {request.path}")
+        # Who and how, for every audit event this request writes (engine/store/audit.py).
+        g.audit_token = AUDIT_CONTEXT.set(
+            AuditContext(
+                g.actor.user,
+                "api_key" if g.actor.user.startswith("key:") else "user_token",
+                {"request": f"{request.method} {request.path}", "request_id": g.get("request_id")},
+            )
+        )
 
+    @app.teardown_request
+    def forget_actor(_exc: BaseException | None) -> None:
+        token = g.pop("audit_token", None)
+        if token is not None:
+            try:
+                AUDIT_CONTEXT.reset(token)
+            except ValueError:  # torn down in another context: just clear it
+                AUDIT_CONTEXT.set(None)
+
+    install_guards(app, container.settings.max_json_depth, container.settings.rate_limit_per_minute)
     return app

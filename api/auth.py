@@ -28,6 +28,7 @@ def hash_key(key: str) -> str:
 class TokenService:
     def __init__(self, secret_key: str, uow: UnitOfWorkFactory, ttl_hours: int = 12) -> None:
         self._signer = URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
+        self.secret_key = secret_key  # for log redaction (api/logging.py)
         self._uow = uow
         self.ttl_seconds = ttl_hours * 3600
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -109,13 +108,88 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator() -> str:
+    """Who runs the CLI, for the audit trail (the OS account; there is no token here)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def cmd_key_create(args: argparse.Namespace) -> int:
     from api.bootstrap import bootstrap
+    from engine.store.audit import acting_as
 
     container = bootstrap(Settings.from_env())
-    print(container.tokens.create_key(args.name, _split(args.roles)))
+    with acting_as(_operator(), "cli"):
+        print(container.tokens.create_key(args.name, _split(args.roles)))
     container.close()
     return 0
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> int:
+    """Revoke a key by name; it answers 401 from the next request on."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from api.bootstrap import bootstrap
+    from engine.store.audit import acting_as
+    from engine.store.tables import ApiKey
+
+    container = bootstrap(Settings.from_env())
+    with acting_as(_operator(), "cli"), container.runtime.uow() as uow:
+        row = uow.session.execute(
+            select(ApiKey).where(ApiKey.name == args.name)
+        ).scalar_one_or_none()
+        if row is None:
+            print(f"no API key named {args.name!r}", file=sys.stderr)
+            status = 1
+        elif row.revoked_at is not None:
+            print(f"{args.name} was already revoked at {row.revoked_at.isoformat()}")
+            status = 0
+        else:
+            row.revoked_at = datetime.now(UTC)
+            uow.commit()
+            print(f"revoked {args.name}")
+            status = 0
+    container.close()
+    return status
+
+
+def cmd_key_list(_args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from api.bootstrap import bootstrap
+    from engine.store.tables import ApiKey
+
+    container = bootstrap(Settings.from_env())
+    with container.runtime.uow(write=False) as uow:
+        for row in uow.session.execute(select(ApiKey).order_by(ApiKey.name)).scalars():
+            last = row.last_used_at.isoformat() if row.last_used_at else "never"
+            state = f"revoked {row.revoked_at.isoformat()}" if row.revoked_at else "active"
+            print(f"{row.name}\t{','.join(row.roles)}\t{state}\tlast used {last}")
+    container.close()
+    return 0
+
+
+def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    """Recompute the audit hash chain; exit 1 and name the first broken row if it is broken."""
+    from api.bootstrap import bootstrap
+    from engine.store.audit import verify_chain
+
+    container = bootstrap(Settings.from_env())
+    with container.runtime.uow(write=False) as uow:
+        result = verify_chain(uow.session)
+    container.close()
+    if result.ok:
+        print(f"audit chain intact: {result.checked} events, head {result.head_hash}")
+        return 0
+    print(f"audit chain broken at seq {result.broken_at}: {result.reason}", file=sys.stderr)
+    print(f"last good: seq {result.head_seq} hash {result.head_hash}", file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,13 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     key_create.add_argument("--name", required=True)
     key_create.add_argument("--roles", required=True)
     key_create.set_defaults(func=cmd_key_create)
+    key_revoke = key.add_parser("revoke", help="revoke an API key by name")
+    key_revoke.add_argument("--name", required=True)
+    key_revoke.set_defaults(func=cmd_key_revoke)
+    key.add_parser("list", help="API keys with their last use").set_defaults(func=cmd_key_list)
+    audit = sub.add_parser("audit").add_subparsers(dest="audit", required=True)
+    audit.add_parser("verify", help="verify the audit hash chain").set_defaults(
+        func=cmd_audit_verify
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    from api.logging import configure_logging
+
+    configure_logging(Settings.from_env().log_level)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

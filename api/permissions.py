@@ -53,6 +53,9 @@ PERMISSIONS: dict[str, str | frozenset[str]] = {
     "rulesets.replay": frozenset({"analyst"}),
     "decisions.list_decisions": ANY,
     "decisions.get_decision": ANY,
+    "audit.list_events": frozenset({"auditor"}),
+    "audit.export_events": frozenset({"auditor"}),
+    "audit.verify": frozenset({"auditor"}),
 }
 
 

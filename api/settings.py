@@ -11,6 +11,26 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "on", "yes"}
 
 
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+# Variable names (glob patterns, any depth) masked for roles outside `unmasked_roles`:
+# bank details, licence numbers and personal contact data.
+SENSITIVE_VARIABLES = (
+    "*bank_account*",
+    "iban",
+    "swift",
+    "bic",
+    "*licen?e_no*",
+    "*licen?e_number*",
+    "contact_*",
+    "*email*",
+    "*phone*",
+    "*mobile*",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("./var")
@@ -25,6 +45,12 @@ class Settings:
     token_ttl_hours: int = 12
     message_ttl_seconds: int = 600
     max_body_bytes: int = 4 * 1024 * 1024
+    # Security (issue 7): see SECURITY.md.
+    log_level: str = "INFO"
+    sensitive_variables: tuple[str, ...] = SENSITIVE_VARIABLES
+    unmasked_roles: tuple[str, ...] = ("admin", "auditor")
+    rate_limit_per_minute: int = 600
+    max_json_depth: int = 32
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -49,6 +75,13 @@ class Settings:
             "token_ttl_hours": int(env.get("FLOWGATE_TOKEN_TTL_HOURS", "12")),
             "message_ttl_seconds": int(env.get("FLOWGATE_MESSAGE_TTL_SECONDS", "600")),
             "max_body_bytes": int(env.get("FLOWGATE_MAX_BODY_BYTES", str(4 * 1024 * 1024))),
+            "log_level": env.get("FLOWGATE_LOG_LEVEL", "INFO"),
+            "sensitive_variables": _names(
+                env.get("FLOWGATE_SENSITIVE_VARIABLES", ",".join(SENSITIVE_VARIABLES))
+            ),
+            "unmasked_roles": _names(env.get("FLOWGATE_UNMASKED_ROLES", "admin,auditor")),
+            "rate_limit_per_minute": int(env.get("FLOWGATE_RATE_LIMIT_PER_MINUTE", "600")),
+            "max_json_depth": int(env.get("FLOWGATE_MAX_JSON_DEPTH", "32")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.store.audit import AuditedSession
 from engine.store.db import WRITE, is_sqlite
 
 
@@ -19,7 +20,10 @@ class UnitOfWork:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         bind = engine.execution_options(**{WRITE: write}) if self.sqlite else engine
-        self._factory = sessionmaker(bind=bind, expire_on_commit=False, autoflush=True)
+        # AuditedSession appends the audit trail in the same transaction (engine/store/audit.py).
+        self._factory = sessionmaker(
+            bind=bind, class_=AuditedSession, expire_on_commit=False, autoflush=True
+        )
         self.session: Session
         self.after_commit: list[Any] = []
 

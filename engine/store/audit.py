@@ -1,0 +1,497 @@
+"""The tamper-evident audit trail: an append-only `audit_event` table chained by SHA-256.
+
+What is recorded is decided here, centrally, so no command has to remember to audit itself.
+Every unit of work uses `AuditedSession`; after each flush it notes the rows of audited tables
+that were inserted, updated or deleted, and just before the transaction commits it appends one
+`audit_event` per change to the chain, in the same transaction. A rolled-back command therefore
+leaves no audit trace, and a committed one can never lack its trace.
+
+The engine's own audited tables are listed in `ENGINE_TABLES` (history events, decisions,
+definitions, ruleset and parameter versions, API keys, instances, human tasks, buffered
+messages, webhooks).
+
+**The `__audited__` hook.** Any other model declared on `engine.store.tables.Base` joins the
+trail by setting class attributes, with no other code to call:
+
+    class JournalEntry(Base):
+        __tablename__ = "journal_entry"
+        __audited__ = True                      # every insert, update and delete is recorded
+        __audit_entity__ = "journal_entry"      # optional: entity type (default: table name)
+        __audit_exclude__ = {"attachment"}      # optional: columns never copied into the trail
+
+Such a row is recorded as action `<entity>_created`, `<entity>_updated` (before/after of the
+changed columns only) or `<entity>_deleted`, with entity id = its primary key joined by ":".
+
+**Who.** The API sets `AUDIT_CONTEXT` for each authenticated request (user or key name, how they
+authenticated, the request line); the CLI sets it for its commands. Without a context (the
+scheduler) the row's own actor column is used, else "system". Tokens and keys themselves are
+never recorded.
+
+**The chain.** Row `seq` n stores `prev_hash` = hash of row n-1 and `hash` = SHA-256 of the
+canonical JSON (sorted keys, no spaces) of its own content including `seq` and `prev_hash`.
+Appends are serialised so the chain never forks: `pg_advisory_xact_lock` on PostgreSQL, and on
+SQLite the write transaction already holds the database lock (BEGIN IMMEDIATE, engine/store/db.py);
+`seq` is the primary key, so two appenders that somehow raced would collide instead of forking.
+The lock is taken at commit time, after every other row lock of the command, so it cannot take
+part in a deadlock. `verify_chain` recomputes every hash and reports the first broken link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import JSON, BigInteger, Index, String, event, insert, inspect, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine.store.tables import (
+    ApiKey,
+    Base,
+    BufferedMessage,
+    DecisionRecord,
+    Definition,
+    HumanTask,
+    Instance,
+    InstanceEvent,
+    ParameterVersion,
+    RulesetVersion,
+    Webhook,
+)
+
+GENESIS = "0" * 64
+# Any constant works; it only has to be the same for every appender (ASCII "FGAUDIT").
+PG_LOCK_KEY = 0x46474155444954
+PENDING = "flowgate_audit_pending"
+# Never copied into the trail: blobs, parsed models and anything that verifies a secret.
+ALWAYS_EXCLUDED = frozenset({"files", "elements", "key_hash", "secret", "lock_version"})
+
+
+class AuditEvent(Base):
+    """One link of the chain. Never updated or deleted (migration 0003 adds triggers)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_entity", "entity_type", "entity_id", "seq"),
+        Index("ix_audit_at", "at"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(200))
+    via: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(80))
+    entity_type: Mapped[str] = mapped_column(String(80))
+    entity_id: Mapped[str] = mapped_column(String(400))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+# Who is acting ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    actor: str
+    via: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+AUDIT_CONTEXT: ContextVar[AuditContext | None] = ContextVar("flowgate_audit", default=None)
+
+
+@contextmanager
+def acting_as(actor: str, via: str | None = None, **details: Any) -> Iterator[None]:
+    token = AUDIT_CONTEXT.set(AuditContext(actor, via, details))
+    try:
+        yield
+    finally:
+        AUDIT_CONTEXT.reset(token)
+
+
+# What is recorded ---------------------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON that survives a database round trip unchanged, so its hash stays valid."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return {"bytes": len(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(jsonable(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How changes to one table read in the trail."""
+
+    entity: str
+    entity_id: Callable[[Any], str]
+    created: str | None = None
+    updated: str | None = None
+    deleted: str | None = None
+    actor: Callable[[Any], str | None] = lambda _row: None
+    exclude: frozenset[str] = frozenset()
+    # An update that touches only these columns is bookkeeping, not a change worth a link.
+    ignore_updates_of: frozenset[str] = frozenset()
+
+
+def _key_version(row: Any) -> str:
+    return f"{row.key}:{row.version}"
+
+
+ENGINE_TABLES: dict[type, TableSpec] = {
+    InstanceEvent: TableSpec("instance", lambda r: r.instance_id, actor=lambda r: r.actor),
+    Instance: TableSpec(
+        "instance",
+        lambda r: r.id,
+        created="instance_created",
+        updated="instance_changed",
+        actor=lambda r: r.started_by,
+        exclude=frozenset({"state"}),
+        ignore_updates_of=frozenset({"updated_at"}),
+    ),
+    HumanTask: TableSpec("task", lambda r: r.id, "task_created", "task_changed", "task_deleted"),
+    DecisionRecord: TableSpec("decision", lambda r: str(r.id), created="decision_recorded"),
+    Definition: TableSpec(
+        "definition", _key_version, created="definition_deployed", actor=lambda r: r.deployed_by
+    ),
+    RulesetVersion: TableSpec(
+        "ruleset", _key_version, created="ruleset_version_published", actor=lambda r: r.published_by
+    ),
+    ParameterVersion: TableSpec(
+        "parameters",
+        _key_version,
+        created="parameter_version_published",
+        actor=lambda r: r.published_by,
+    ),
+    ApiKey: TableSpec(
+        "api_key",
+        lambda r: r.name,
+        "api_key_created",
+        "api_key_changed",
+        "api_key_deleted",
+        ignore_updates_of=frozenset({"last_used_at"}),
+    ),
+    BufferedMessage: TableSpec(
+        "message", lambda r: f"{r.message_name}:{r.correlation_key}", created="message_buffered"
+    ),
+    Webhook: TableSpec("webhook", lambda r: str(r.id), "webhook_created", "webhook_changed"),
+}
+
+
+def _generic_spec(cls: type) -> TableSpec:
+    entity = getattr(cls, "__audit_entity__", None) or cls.__tablename__  # type: ignore[attr-defined]
+
+    def entity_id(row: Any) -> str:
+        identity = inspect(row).identity or ()
+        return ":".join(str(part) for part in identity)
+
+    return TableSpec(
+        entity,
+        entity_id,
+        f"{entity}_created",
+        f"{entity}_updated",
+        f"{entity}_deleted",
+        exclude=frozenset(getattr(cls, "__audit_exclude__", ())),
+    )
+
+
+def spec_for(cls: type) -> TableSpec | None:
+    spec = ENGINE_TABLES.get(cls)
+    if spec is None and getattr(cls, "__audited__", False):
+        spec = _generic_spec(cls)
+        ENGINE_TABLES[cls] = spec
+    return spec
+
+
+def _columns(row: Any, spec: TableSpec) -> list[str]:
+    excluded = ALWAYS_EXCLUDED | spec.exclude
+    return [a.key for a in inspect(row).mapper.column_attrs if a.key not in excluded]
+
+
+def _snapshot(row: Any, spec: TableSpec) -> dict[str, Any]:
+    return {name: jsonable(getattr(row, name)) for name in _columns(row, spec)}
+
+
+def _diff(row: Any, spec: TableSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Before and after of the columns this flush changed; dicts are compared key by key."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    state = inspect(row)
+    for name in _columns(row, spec):
+        history = state.attrs[name].history
+        if not history.added:
+            continue
+        old = jsonable(history.deleted[0]) if history.deleted else None
+        new = jsonable(history.added[0])
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            before[name] = {k: old[k] for k in keys if k in old}
+            after[name] = {k: new[k] for k in keys if k in new}
+        else:
+            before[name], after[name] = old, new
+    return before, after
+
+
+@dataclass
+class Change:
+    action: str
+    entity_type: str
+    entity_id: str
+    row_actor: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def _instance_event_change(row: InstanceEvent) -> Change:
+    after = {"event_id": row.id, "element_id": row.element_id, "details": jsonable(row.details)}
+    return Change(row.type, "instance", row.instance_id, row.actor, None, after)
+
+
+def _changes_in_flush(session: Session) -> list[Change]:
+    changes: list[Change] = []
+    for row in session.new:
+        spec = spec_for(type(row))
+        if spec is None:
+            continue
+        if isinstance(row, InstanceEvent):
+            changes.append(_instance_event_change(row))
+        elif spec.created:
+            snapshot = _snapshot(row, spec)
+            changes.append(
+                Change(
+                    spec.created, spec.entity, spec.entity_id(row), spec.actor(row), None, snapshot
+                )
+            )
+    for row in session.dirty:
+        spec = spec_for(type(row))
+        if spec is None or spec.updated is None or not session.is_modified(row):
+            continue
+        before, after = _diff(row, spec)
+        if not after or set(after) <= spec.ignore_updates_of:
+            continue
+        action = spec.updated
+        if isinstance(row, ApiKey) and after.get("revoked_at") and not before.get("revoked_at"):
+            action = "api_key_revoked"
+        changes.append(
+            Change(action, spec.entity, spec.entity_id(row), spec.actor(row), before, after)
+        )
+    for row in session.deleted:
+        spec = spec_for(type(row))
+        if spec is None or spec.deleted is None:
+            continue
+        changes.append(
+            Change(spec.deleted, spec.entity, spec.entity_id(row), None, _snapshot(row, spec), None)
+        )
+    return changes
+
+
+# The chain ----------------------------------------------------------------------------------
+
+
+def canonical(content: dict[str, Any]) -> bytes:
+    return json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def link_content(row: Any) -> dict[str, Any]:
+    """The hashed fields of one link, from a mapping or an AuditEvent row."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    return {
+        "seq": get("seq"),
+        "at": get("at").astimezone(UTC).isoformat(),
+        "actor": get("actor"),
+        "via": get("via"),
+        "action": get("action"),
+        "entity_type": get("entity_type"),
+        "entity_id": get("entity_id"),
+        "before": get("before"),
+        "after": get("after"),
+        "context": get("context"),
+        "prev_hash": get("prev_hash"),
+    }
+
+
+def link_hash(row: Any) -> str:
+    return hashlib.sha256(canonical(link_content(row))).hexdigest()
+
+
+def _append(session: Session, changes: list[Change]) -> None:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+    last = connection.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS)
+    who = AUDIT_CONTEXT.get()
+    # Microseconds survive both SQLite text and PostgreSQL timestamptz, so the hash round-trips.
+    now = datetime.now(UTC)
+    rows = []
+    for change in changes:
+        seq += 1
+        row: dict[str, Any] = {
+            "seq": seq,
+            "at": now,
+            "actor": (who.actor if who else None) or change.row_actor or "system",
+            "via": who.via if who else None,
+            "action": change.action,
+            "entity_type": change.entity_type,
+            "entity_id": change.entity_id[:400],
+            "before": change.before,
+            "after": change.after,
+            "context": jsonable(who.details) if who else {},
+            "prev_hash": prev,
+        }
+        row["hash"] = prev = link_hash(row)
+        rows.append(row)
+    connection.execute(insert(AuditEvent), rows)
+
+
+class AuditedSession(Session):
+    """The session every unit of work uses; its changes to audited tables join the chain."""
+
+
+@event.listens_for(AuditedSession, "after_flush")
+def _note_changes(session: Session, _flush_context: Any) -> None:
+    changes = _changes_in_flush(session)
+    if changes:
+        session.info.setdefault(PENDING, []).extend(changes)
+
+
+@event.listens_for(AuditedSession, "before_commit")
+def _write_chain(session: Session) -> None:
+    session.flush()
+    changes = session.info.pop(PENDING, None)
+    if changes:
+        _append(session, changes)
+
+
+@event.listens_for(AuditedSession, "after_rollback")
+def _forget_changes(session: Session) -> None:
+    session.info.pop(PENDING, None)
+
+
+# Reading and verifying ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    checked: int
+    head_seq: int
+    head_hash: str
+    broken_at: int | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "broken_at": self.broken_at,
+            "reason": self.reason,
+        }
+
+
+def verify_chain(session: Session, batch: int = 1000) -> Verification:
+    """Recompute every link in order; the first row whose content, hash or link is wrong fails.
+
+    A deleted row shows as a gap in `seq` (the next row's prev_hash no longer matches either).
+    Truncating the newest rows cannot be seen from the chain alone: compare the head seq and
+    hash with one noted earlier (e.g. in the auditor's report) for that.
+    """
+    expected_seq, prev, checked = 1, GENESIS, 0
+    while True:
+        rows = session.execute(
+            select(AuditEvent)
+            .where(AuditEvent.seq >= expected_seq)
+            .order_by(AuditEvent.seq)
+            .limit(batch)
+        ).scalars()
+        rows = list(rows)
+        if not rows:
+            return Verification(True, checked, expected_seq - 1, prev)
+        for row in rows:
+            if row.seq != expected_seq:
+                return _broken(
+                    checked,
+                    expected_seq,
+                    prev,
+                    row.seq,
+                    f"rows {expected_seq}..{row.seq - 1} are missing",
+                )
+            if row.prev_hash != prev:
+                return _broken(
+                    checked,
+                    expected_seq,
+                    prev,
+                    row.seq,
+                    "prev_hash does not match the previous row's hash",
+                )
+            if link_hash(row) != row.hash:
+                return _broken(
+                    checked,
+                    expected_seq,
+                    prev,
+                    row.seq,
+                    "content does not match its hash (row was edited)",
+                )
+            prev, expected_seq, checked = row.hash, row.seq + 1, checked + 1
+        session.expunge_all()
+
+
+def _broken(checked: int, next_seq: int, prev: str, seq: int, reason: str) -> Verification:
+    return Verification(False, checked, next_seq - 1, prev, broken_at=seq, reason=reason)
+
+
+def event_as_dict(row: AuditEvent) -> dict[str, Any]:
+    return {**link_content(row), "hash": row.hash}
+
+
+def query_events(
+    entity: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Any:
+    """Events in chain order; `entity` is a type (`instance`) or type and id (`instance:ab12`)."""
+    stmt = select(AuditEvent).order_by(AuditEvent.seq)
+    if entity:
+        entity_type, _, entity_id = entity.partition(":")
+        stmt = stmt.where(AuditEvent.entity_type == entity_type)
+        if entity_id:
+            stmt = stmt.where(AuditEvent.entity_id == entity_id)
+    if start is not None:
+        stmt = stmt.where(AuditEvent.at >= start)
+    if end is not None:
+        stmt = stmt.where(AuditEvent.at < end)
+    return stmt
