@@ -70,10 +70,10 @@ def export_events():
                         stmt.where(AuditEvent.seq > last).limit(EXPORT_BATCH)
                     ).scalars()
                 )
+                if not rows:
+                    return
+                last = rows[-1].seq
                 chunk = "".join(json.dumps(event_as_dict(r), sort_keys=True) + "\n" for r in rows)
-            if not rows:
-                return
-            last = rows[-1].seq
             yield chunk
 
     return Response(

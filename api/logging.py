@@ -84,6 +84,8 @@ def configure_logging(level: str = "INFO") -> None:
     # Werkzeug's access line carries the raw query string; the request log below replaces it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # SpiffWorkflow logs every task state change at INFO: far too much for a service log.
+    logging.getLogger("spiff").setLevel(logging.WARNING)
 
 
 access_log = logging.getLogger("flowgate.access")

@@ -209,7 +209,7 @@ def _generic_spec(cls: type) -> TableSpec:
     entity = getattr(cls, "__audit_entity__", None) or cls.__tablename__  # type: ignore[attr-defined]
 
     def entity_id(row: Any) -> str:
-        identity = inspect(row).identity or ()
+        identity = inspect(row).mapper.primary_key_from_instance(row)
         return ":".join(str(part) for part in identity)
 
     return TableSpec(
