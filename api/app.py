@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.register_blueprint(module.bp)
     for module in (rulesets, decisions):
         app.register_blueprint(module.bp)
+    app.register_blueprint(tasks.delegations_bp)
     app.register_blueprint(audit_bp)
     register_error_handlers(app)
     configure_logging(container.settings.log_level)

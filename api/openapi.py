@@ -138,11 +138,56 @@ def openapi_document() -> dict[str, Any]:
                 "get": _op(
                     "The inbox",
                     params=_query(
-                        "scope", "status", "process_key", "business_key", "page", "page_size"
+                        "scope",
+                        "status",
+                        "state",
+                        "process_key",
+                        "business_key",
+                        "overdue",
+                        "sort",
+                        "page",
+                        "page_size",
                     ),
                 )
             },
-            "/api/v1/tasks/{id}": {"get": _op("One task", params=[_path("id")])},
+            "/api/v1/tasks/{id}": {
+                "get": _op("One task with its form's JSON Schema and context", params=[_path("id")])
+            },
+            "/api/v1/tasks/{id}/claim": {"post": _op("Claim", params=[_path("id")])},
+            "/api/v1/tasks/{id}/unclaim": {"post": _op("Give back", params=[_path("id")])},
+            "/api/v1/tasks/{id}/delegate": {
+                "post": _op(
+                    "Hand on to a candidate user or a standing delegate",
+                    body={"type": "object", "properties": {"user": {"type": "string"}}},
+                    params=[_path("id")],
+                )
+            },
+            "/api/v1/tasks/{id}/comments": {
+                "get": _op("The task's comments", params=[_path("id")]),
+                "post": _op(
+                    "Add an immutable comment",
+                    "201",
+                    {"type": "object", "properties": {"text": {"type": "string"}}},
+                    [_path("id")],
+                ),
+            },
+            "/api/v1/delegations": {
+                "get": _op("Delegations from or to the caller"),
+                "post": _op(
+                    "Let a delegate act for the caller inside a window",
+                    "201",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "delegate": {"type": "string"},
+                            "valid_from": {"type": "string", "format": "date-time"},
+                            "valid_to": {"type": "string", "format": "date-time"},
+                            "process_key": {"type": "string"},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                ),
+            },
             "/api/v1/tasks/{id}/complete": {
                 "post": _op(
                     "Complete with form variables",

@@ -43,6 +43,15 @@ PERMISSIONS: dict[str, str | frozenset[str]] = {
     "tasks.get_task": ANY,
     # Completion is further limited to the task's assignee or candidates (engine check).
     "tasks.complete": APPROVERS | {"analyst"},
+    # Claim, unclaim, delegate and comment are further limited by the engine to candidates,
+    # the assignee and standing delegates (engine/runtime/inbox.py).
+    "tasks.claim": APPROVERS,
+    "tasks.unclaim": APPROVERS,
+    "tasks.delegate": APPROVERS,
+    "tasks.add_comment": APPROVERS,
+    "tasks.list_comments": ANY,
+    "delegations.create_delegation": APPROVERS,
+    "delegations.list_delegations": ANY,
     "webhooks.create_webhook": frozenset(),
     "webhooks.list_webhooks": frozenset({"auditor"}),
     "rulesets.list_rulesets": ANY,

@@ -1,22 +1,38 @@
-"""The approver inbox: list, inspect and complete human tasks (DESIGN §4)."""
+"""The approver inbox: list, inspect, claim, delegate, comment and complete tasks (DESIGN §4)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, request
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, union
 
 from api.errors import BadRequest
-from api.requests import actor, json_body, page_args, runtime
+from api.requests import actor, field, json_body, page_args, runtime
 from engine.errors import NotFound
-from engine.runtime import commands
+from engine.runtime import commands, inbox
 from engine.runtime.commands import Actor
-from engine.store.tables import HumanTask, TaskCandidate
+from engine.runtime.forms import form_schema
+from engine.store.tables import Delegation, HumanTask, TaskCandidate, TaskEscalation
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
+delegations_bp = Blueprint("delegations", __name__, url_prefix="/api/v1/delegations")
 
 SEE_ALL = {"admin", "auditor"}
+SCOPES = {"mine", "group", "all"}
+STATUSES = {"open", "completed", "cancelled"}
+SORTS = {
+    "due_at": (HumanTask.due_at.asc().nulls_last(),),
+    "-due_at": (HumanTask.due_at.desc().nulls_last(),),
+    "created_at": (HumanTask.created_at.asc(),),
+    "-created_at": (HumanTask.created_at.desc(),),
+    "escalation": (HumanTask.escalation_level.desc(), HumanTask.due_at.asc().nulls_last()),
+}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def task_view(row: HumanTask) -> dict[str, Any]:
@@ -28,65 +44,94 @@ def task_view(row: HumanTask) -> dict[str, Any]:
         "process_key": row.process_key,
         "business_key": row.business_key,
         "status": row.status,
+        "state": row.state,
         "assignee": row.assignee,
         "candidate_groups": row.candidate_groups,
         "candidate_users": row.candidate_users,
-        "due_at": row.due_at.isoformat() if row.due_at else None,
+        "claimed_by": row.claimed_by,
+        "claimed_at": _iso(row.claimed_at),
+        "delegated_to": row.delegated_to,
+        "delegated_by": row.delegated_by,
+        "due_at": _iso(row.due_at),
+        "sla_business_days": row.sla_business_days,
+        "escalation_level": row.escalation_level,
         "created_at": row.created_at.isoformat(),
-        "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+        "completed_at": _iso(row.completed_at),
         "completed_by": row.completed_by,
         "form": {"fields": row.form},
         "properties": row.properties,
         "context": {
             "business_key": row.business_key,
-            "instance": f"/api/v1/instances/{row.instance_id}",
+            "instance": inbox.INSTANCE_LINK.format(instance_id=row.instance_id),
+            "link": inbox.TASK_LINK.format(task_id=row.id),
         },
     }
 
 
-def _candidate(kind: str, names: list[str]) -> Any:
-    return exists().where(
-        TaskCandidate.task_id == HumanTask.id,
-        TaskCandidate.kind == kind,
-        TaskCandidate.name.in_(names),
+def _offered(who: Actor, scope: str, status: str) -> Select[Any]:
+    """Task ids offered to this person's name or groups, read from the candidate index alone."""
+    offer = "open" if status == "open" else status
+    by_group = and_(
+        TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(who.groups | who.roles))
+    )
+    by_user = and_(TaskCandidate.kind == "user", TaskCandidate.name == who.user)
+    return select(TaskCandidate.task_id).where(
+        TaskCandidate.status == offer, by_group if scope == "group" else or_(by_group, by_user)
     )
 
 
-def visible_to(who: Actor, scope: str) -> Any:
-    """Tasks a person may see in their inbox for `scope` (mine, group, all)."""
-    groups = sorted(who.groups | who.roles)
-    offered = and_(
-        HumanTask.assignee.is_(None),
-        or_(_candidate("user", [who.user]), _candidate("group", groups)),
-    )
-    if scope == "group":
-        return and_(HumanTask.assignee.is_(None), _candidate("group", groups))
+def visible_ids(who: Actor, scope: str, status: str) -> Select[Any] | None:
+    """The ids of the tasks in this inbox; None when the scope is every task."""
     if scope == "all" and who.roles & SEE_ALL:
-        return True
-    return or_(HumanTask.assignee == who.user, offered)
+        return None
+    if scope == "group":
+        return _offered(who, scope, status)
+    held = select(HumanTask.id).where(HumanTask.assignee == who.user, HumanTask.status == status)
+    if status == "open":
+        return union(held, _offered(who, scope, status))
+    done = select(HumanTask.id).where(
+        HumanTask.completed_by == who.user, HumanTask.status == status
+    )
+    return union(held, done)
+
+
+def _choice(name: str, allowed: set[str], default: str) -> str:
+    value = request.args.get(name, default)
+    if value not in allowed:
+        raise BadRequest(
+            f"{name} must be one of {sorted(allowed)}",
+            [{"field": name, "message": f"must be one of {sorted(allowed)}"}],
+        )
+    return value
 
 
 @bp.get("")
 def list_tasks():
-    scope = request.args.get("scope", "mine")
-    if scope not in {"mine", "group", "all"}:
-        raise BadRequest("scope must be mine, group or all")
-    status = request.args.get("status", "open")
-    if status not in {"open", "completed", "cancelled"}:
-        raise BadRequest("status must be open, completed or cancelled")
+    scope = _choice("scope", SCOPES, "mine")
+    status = _choice("status", STATUSES, "open")
+    sort = _choice("sort", set(SORTS), "created_at")
+    overdue = _choice("overdue", {"true", "false"}, "false") == "true"
     page, size = page_args()
-    stmt = select(HumanTask).where(HumanTask.status == status, visible_to(actor(), scope))
-    for name in ("process_key", "business_key"):
+    rt = runtime()
+    stmt = select(HumanTask).where(HumanTask.status == status)
+    ids = visible_ids(actor(), scope, status)
+    if ids is not None:
+        stmt = stmt.where(HumanTask.id.in_(ids))
+    for name in ("process_key", "business_key", "state"):
         if request.args.get(name):
             stmt = stmt.where(getattr(HumanTask, name) == request.args[name])
-    rt = runtime()
+    if overdue:
+        stmt = stmt.where(HumanTask.due_at < rt.clock())
     with rt.uow(write=False) as uow:
-        total = uow.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+        total = uow.session.execute(
+            stmt.with_only_columns(func.count()).order_by(None)
+        ).scalar_one()
         rows = uow.session.execute(
-            stmt.order_by(HumanTask.created_at, HumanTask.id).offset((page - 1) * size).limit(size)
+            stmt.order_by(*SORTS[sort], HumanTask.id).offset((page - 1) * size).limit(size)
         ).scalars()
         items = [task_view(r) for r in rows]
-    return {"items": items, "total": total, "page": page, "page_size": size}
+    pages = (total + size - 1) // size
+    return {"items": items, "total": total, "page": page, "page_size": size, "pages": pages}
 
 
 @bp.get("/<task_id>")
@@ -96,7 +141,62 @@ def get_task(task_id: str):
         row = uow.session.get(HumanTask, task_id)
         if row is None:
             raise NotFound(f"no task '{task_id}'")
-        return task_view(row)
+        body = task_view(row)
+        body["form"]["schema"] = form_schema(row.form)
+        body["context"] = inbox.task_context(uow.session, row)
+        body["comments"] = inbox.comments_of(uow.session, task_id)
+        body["escalations"] = [
+            {
+                "level": e.level,
+                "action": e.action,
+                "target": e.target,
+                "at": e.created_at.isoformat(),
+            }
+            for e in uow.session.execute(
+                select(TaskEscalation)
+                .where(TaskEscalation.task_id == task_id)
+                .order_by(TaskEscalation.level)
+            ).scalars()
+        ]
+        return body
+
+
+@bp.post("/<task_id>/claim")
+def claim(task_id: str):
+    return task_view(inbox.claim(runtime(), task_id, actor()))
+
+
+@bp.post("/<task_id>/unclaim")
+def unclaim(task_id: str):
+    return task_view(inbox.unclaim(runtime(), task_id, actor()))
+
+
+@bp.post("/<task_id>/delegate")
+def delegate(task_id: str):
+    user = field(json_body(), "user", str)
+    return task_view(inbox.delegate(runtime(), task_id, user, actor()))
+
+
+@bp.get("/<task_id>/comments")
+def list_comments(task_id: str):
+    rt = runtime()
+    with rt.uow(write=False) as uow:
+        if uow.session.get(HumanTask, task_id) is None:
+            raise NotFound(f"no task '{task_id}'")
+        return {"items": inbox.comments_of(uow.session, task_id)}
+
+
+@bp.post("/<task_id>/comments")
+def add_comment(task_id: str):
+    text = field(json_body(), "text", str)
+    note = inbox.comment(runtime(), task_id, text, actor())
+    return {
+        "id": note.id,
+        "task_id": note.task_id,
+        "author": note.author,
+        "text": note.text,
+        "created_at": note.created_at.isoformat(),
+    }, 201
 
 
 @bp.post("/<task_id>/complete")
@@ -109,3 +209,57 @@ def complete(task_id: str):
             [{"field": "variables", "message": "must be an object"}],
         )
     return commands.complete_task(runtime(), task_id, variables, actor()).body
+
+
+def _instant(body: dict[str, Any], name: str) -> datetime:
+    text = field(body, name, str)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise BadRequest(
+            f"'{name}' must be an ISO datetime with a time zone",
+            [{"field": name, "message": "must be an ISO datetime with a time zone"}],
+        )
+    return value
+
+
+def delegation_view(grant: Delegation) -> dict[str, Any]:
+    return {
+        "id": grant.id,
+        "delegator": grant.delegator,
+        "delegate": grant.delegate,
+        "process_key": grant.process_key,
+        "valid_from": grant.valid_from.isoformat(),
+        "valid_to": grant.valid_to.isoformat(),
+        "reason": grant.reason,
+        "created_by": grant.created_by,
+    }
+
+
+@delegations_bp.post("")
+def create_delegation():
+    body = json_body()
+    grant = inbox.add_delegation(
+        runtime(),
+        actor(),
+        field(body, "delegate", str),
+        _instant(body, "valid_from"),
+        _instant(body, "valid_to"),
+        delegator=field(body, "delegator", str, required=False),
+        process_key=field(body, "process_key", str, required=False),
+        reason=field(body, "reason", str, required=False),
+    )
+    return delegation_view(grant), 201
+
+
+@delegations_bp.get("")
+def list_delegations():
+    who = actor()
+    stmt = select(Delegation).order_by(Delegation.id)
+    if not who.roles & SEE_ALL:
+        stmt = stmt.where(or_(Delegation.delegator == who.user, Delegation.delegate == who.user))
+    rt = runtime()
+    with rt.uow(write=False) as uow:
+        return {"items": [delegation_view(g) for g in uow.session.execute(stmt).scalars()]}

@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.definitions.catalog import DefinitionCatalog
-from engine.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound
+from engine.errors import ConcurrentUpdate, Conflict, NotFound
+from engine.runtime import inbox
 from engine.runtime.execution import DecisionMaker, Execution, Incident, NoRules
 from engine.runtime.forms import validate_form
 from engine.runtime.projection import clear_projections, sync_projections
@@ -340,40 +341,26 @@ def start(
     return _with_retry(rt, attempt)
 
 
-def _check_can_complete(row: HumanTask, actor: Actor) -> None:
-    if row.status != "open":
-        raise Conflict(f"task {row.id} is already {row.status}")
-    if actor.is_admin:
-        return
-    if row.assignee and row.assignee != actor.user:
-        raise Conflict(f"task {row.id} is assigned to {row.assignee}")
-    if row.assignee == actor.user:
-        return
-    candidates = row.candidate_groups or row.candidate_users
-    if candidates and not (actor.user in row.candidate_users or actor.in_any(row.candidate_groups)):
-        raise Forbidden(f"{actor.user} is not a candidate for task {row.id}")
-
-
 def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: Actor) -> Result:
     def attempt() -> Result:
         with rt.uow() as uow:
             row = uow.session.get(HumanTask, task_id)
             if row is None:
                 raise NotFound(f"no task '{task_id}'")
-            _check_can_complete(row, actor)
+            inbox.check_can_complete(uow.session, row, actor, rt.clock())
             values = validate_form(row.form, variables)
             ex = _load(rt, uow, row.instance_id, actor)
             task = ex.workflow.get_task_from_id(uuid.UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict(f"task {task_id} is no longer open")
+            # Under the instance lock now: a claim or delegation may have landed meanwhile.
             uow.session.refresh(row)
-            if row.status != "open":
-                raise Conflict(f"task {task_id} is already {row.status}")
+            inbox.check_can_complete(uow.session, row, actor, ex.now)
             task.data.update(values)
             task.run()
-            row.status = "completed"
-            row.completed_at = ex.now
             row.completed_by = actor.user
+            inbox.close(uow.session, row, "completed", ex.now)
+            inbox.notify(uow.session, row, "task.completed", ex.now, completed_by=actor.user)
             ex.completed_task_ids.add(task_id)
             ex.record("task_completed", row.element_id, task_id=task_id, variables=sorted(values))
             incident = ex.run_steps()

@@ -18,6 +18,8 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, select
 
 from engine.definitions.camunda import expression_body, split_list
+from engine.escalation import first_check_at, sla_business_days
+from engine.runtime import inbox
 from engine.runtime.execution import Execution
 from engine.sandbox import evaluate_expression
 from engine.store.tables import HumanTask, MessageSubscription, TaskCandidate, Timer
@@ -47,15 +49,36 @@ def due_at(value: str | None, data: dict[str, Any], now: datetime) -> datetime |
 
 def _names(value: Any) -> list[str]:
     if isinstance(value, list | tuple | set):
-        return [str(v) for v in value]
-    return split_list(str(value)) if value else []
+        names = [str(v) for v in value]
+    else:
+        names = split_list(str(value)) if value else []
+    return list(dict.fromkeys(names))
+
+
+def _assignment(ex: Execution, element_id: str, info: dict[str, Any], data: dict[str, Any]):
+    """Assignee and candidates, each literal or `${expr}` evaluated in the sandbox.
+
+    An expression that fails (a missing variable, a typo) must not offer the task to anyone
+    with an approver role, so it goes to administrators and the history says why.
+    """
+    try:
+        assignee = resolve(info.get("assignee"), data)
+        groups = _names(resolve(info.get("candidate_groups"), data))
+        users = _names(resolve(info.get("candidate_users"), data))
+    except Exception as exc:
+        ex.record("task_assignment_failed", element_id, error=f"{type(exc).__name__}: {exc}")
+        return None, ["admin"], []
+    return (str(assignee) if assignee not in (None, "") else None), groups, users
 
 
 def new_human_task(ex: Execution, task: Any) -> HumanTask:
     element_id = task.task_spec.bpmn_id
     info = ex.elements.get(element_id, {})
     data = task.data
-    assignee = resolve(info.get("assignee"), data)
+    assignee, groups, users = _assignment(ex, element_id, info, data)
+    properties = info.get("properties", {})
+    due = due_at(info.get("due_date"), data, ex.now)
+    sla = sla_business_days(properties, ex.now, due)
     return HumanTask(
         id=str(task.id),
         instance_id=ex.instance.id,
@@ -64,13 +87,17 @@ def new_human_task(ex: Execution, task: Any) -> HumanTask:
         process_key=ex.instance.process_key,
         business_key=ex.instance.business_key,
         status="open",
-        assignee=str(assignee) if assignee else None,
-        candidate_groups=_names(resolve(info.get("candidate_groups"), data)),
-        candidate_users=_names(resolve(info.get("candidate_users"), data)),
-        due_at=due_at(info.get("due_date"), data, ex.now),
+        state="created",
+        assignee=assignee,
+        candidate_groups=groups,
+        candidate_users=users,
+        due_at=due,
         form=info.get("form", []),
-        properties=info.get("properties", {}),
+        properties=properties,
         created_at=ex.now,
+        sla_business_days=sla,
+        escalation_level=0,
+        escalation_check_at=first_check_at(ex.now, sla),
     )
 
 
@@ -93,8 +120,9 @@ def _sync_tasks(ex: Execution) -> None:
         if task_id in ready:
             continue
         # Gone without a completion by this command: a boundary event or cancel removed it.
-        row.status = "completed" if task_id in ex.completed_task_ids else "cancelled"
-        row.completed_at = row.completed_at or ex.now
+        inbox.close(
+            session, row, "completed" if task_id in ex.completed_task_ids else "cancelled", ex.now
+        )
         if row.status == "cancelled":
             ex.record("task_cancelled", row.element_id, task_id=task_id)
     for task_id, task in ready.items():
@@ -103,11 +131,16 @@ def _sync_tasks(ex: Execution) -> None:
         row = new_human_task(ex, task)
         session.add(row)
         session.flush()
+        offer = inbox.offer_status(row)
         session.add_all(
-            [TaskCandidate(task_id=row.id, kind="group", name=g) for g in row.candidate_groups]
-            + [TaskCandidate(task_id=row.id, kind="user", name=u) for u in row.candidate_users]
+            [
+                TaskCandidate(task_id=row.id, kind=kind, name=name, status=offer)
+                for kind, names in (("group", row.candidate_groups), ("user", row.candidate_users))
+                for name in names
+            ]
         )
         ex.record("task_created", row.element_id, task_id=row.id, assignee=row.assignee)
+        inbox.notify(session, row, "task.created", ex.now)
 
 
 def _waiting_events(ex: Execution) -> list[Any]:

@@ -80,6 +80,10 @@ class HumanTask(Base):
         Index("ix_task_status_created", "status", "created_at"),
         Index("ix_task_instance", "instance_id"),
         Index("ix_task_business_key", "business_key"),
+        # Inbox (issue 6): "all open, by due date", "what I completed", the escalation sweep.
+        Index("ix_task_status_due", "status", "due_at"),
+        Index("ix_task_completed_by", "completed_by", "status"),
+        Index("ix_task_escalation_check", "escalation_check_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -98,19 +102,89 @@ class HumanTask(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column()
     completed_by: Mapped[str | None] = mapped_column(String(200))
+    # The lifecycle (issue 6): created, claimed, delegated, escalated, completed, cancelled;
+    # `status` stays the coarse open/completed/cancelled that queries filter on.
+    state: Mapped[str] = mapped_column(String(20), default="created")
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    delegated_to: Mapped[str | None] = mapped_column(String(200))
+    delegated_by: Mapped[str | None] = mapped_column(String(200))
+    delegation_id: Mapped[int | None] = mapped_column(BigId)
+    sla_business_days: Mapped[int | None] = mapped_column(Integer)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # Earliest moment the next escalation level can be due (calendar time is a lower bound of
+    # business time), so the sweep reads an index instead of every open task.
+    escalation_check_at: Mapped[datetime | None] = mapped_column()
 
 
 class TaskCandidate(Base):
-    """One row per candidate group or user, so an inbox query is an index lookup."""
+    """One row per candidate group or user, so an inbox query is an index lookup.
+
+    `status` mirrors the task's, so a group's open inbox never visits its closed history.
+    """
 
     __tablename__ = "task_candidate"
-    __table_args__ = (Index("ix_candidate_lookup", "kind", "name", "task_id"),)
+    __table_args__ = (Index("ix_candidate_inbox", "kind", "name", "status", "task_id"),)
 
     task_id: Mapped[str] = mapped_column(
         ForeignKey("human_task.id", ondelete="CASCADE"), primary_key=True
     )
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+
+
+class TaskComment(Base):
+    """An immutable remark on a task, shown on the task and in its instance's history."""
+
+    __tablename__ = "task_comment"
+    __table_args__ = (
+        Index("ix_comment_task", "task_id", "id"),
+        Index("ix_comment_instance", "instance_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("human_task.id"))
+    instance_id: Mapped[str] = mapped_column(String(32))
+    author: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delegation(Base):
+    """A standing permission: `delegate` may act for `delegator` inside [valid_from, valid_to)."""
+
+    __tablename__ = "delegation"
+    __table_args__ = (
+        Index("ix_delegation_pair", "delegator", "delegate", "valid_to"),
+        Index("ix_delegation_delegate", "delegate", "valid_to"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delegator: Mapped[str] = mapped_column(String(200))
+    delegate: Mapped[str] = mapped_column(String(200))
+    process_key: Mapped[str | None] = mapped_column(String(200))
+    valid_from: Mapped[datetime] = mapped_column()
+    valid_to: Mapped[datetime] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaskEscalation(Base):
+    """One row per task and level: the unique key makes an escalation happen once."""
+
+    __tablename__ = "task_escalation"
+    __table_args__ = (UniqueConstraint("task_id", "level", name="uq_escalation_task_level"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("human_task.id"))
+    instance_id: Mapped[str] = mapped_column(String(32))
+    level: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(200))
+    decision_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Timer(Base):
