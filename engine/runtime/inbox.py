@@ -216,6 +216,7 @@ def claim(rt: Runtime, task_id: str, actor: Actor) -> HumanTask:
         now = rt.clock()
         _require_open(row)
         if row.assignee == actor.user:
+            uow.commit()  # nothing changed; committing keeps the row readable after the block
             return row
         if not (actor.is_admin or is_candidate(row, actor)):
             raise Forbidden(f"{actor.user} is not a candidate for task {task_id}")
