@@ -6,6 +6,7 @@ from flask import Blueprint, request
 from sqlalchemy import func, select
 
 from api.errors import BadRequest
+from api.masking import masked
 from api.requests import actor, field, json_body, page_args, runtime
 from engine.errors import NotFound
 from engine.runtime import commands
@@ -70,7 +71,7 @@ def get_instance(instance_id: str):
         if instance is None:
             raise NotFound(f"no instance '{instance_id}'")
         body = commands.instance_summary(uow, instance)
-        body["variables"] = instance.variables
+        body["variables"] = masked(instance.variables)
         body["created_at"] = instance.created_at.isoformat()
         body["ended_at"] = instance.ended_at.isoformat() if instance.ended_at else None
         body["history"] = [

@@ -9,6 +9,7 @@ from flask import Blueprint, request
 from sqlalchemy import Select, and_, func, or_, select, union
 
 from api.errors import BadRequest
+from api.masking import masked
 from api.requests import actor, field, json_body, page_args, runtime
 from engine.errors import NotFound
 from engine.runtime import commands, inbox
@@ -143,7 +144,7 @@ def get_task(task_id: str):
             raise NotFound(f"no task '{task_id}'")
         body = task_view(row)
         body["form"]["schema"] = form_schema(row.form)
-        body["context"] = inbox.task_context(uow.session, row)
+        body["context"] = masked(inbox.task_context(uow.session, row))
         body["comments"] = inbox.comments_of(uow.session, task_id)
         body["escalations"] = [
             {

@@ -104,6 +104,9 @@ def _check_elements(
         topic = info.get("topic")
         if info["type"] == "serviceTask" and topic and not known_topic(topic):
             errors.append(_error(element_id, f"unknown service topic '{topic}'"))
+        if info["type"] == "serviceTask" and not topic:
+            # A model from another tool (e.g. zeebe:taskDefinition) would otherwise skip the step.
+            errors.append(_error(element_id, "service task has no camunda:topic (External)"))
         ref = info.get("decision_ref")
         if ref and ref not in dmn_decisions and not known_ruleset(ref):
             errors.append(_error(element_id, f"decisionRef '{ref}' is neither a DMN nor a ruleset"))
