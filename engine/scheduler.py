@@ -1,4 +1,4 @@
-"""Background sweeps: due timers, expired buffered messages, and outbox dispatch.
+"""Background sweeps: due timers, task escalations, expired buffered messages, outbox dispatch.
 
 Any number of processes may run these against one database: each timer is fired under its
 instance's row lock (SKIP LOCKED on PostgreSQL, the database write lock on SQLite) and its row
@@ -19,6 +19,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, select
 
+from engine.escalation import sweep_escalations
 from engine.runtime.commands import Runtime, fire_timer
 from engine.store.tables import BufferedMessage, OutboxMessage, Timer, Webhook
 
@@ -139,6 +140,10 @@ class Scheduler:
             ("outbox", lambda: dispatch_outbox(rt, sender), tick_seconds),
             ("message-buffer", lambda: sweep_buffer(rt), 60.0),
         ]
+        rules = getattr(rt.rules, "rules", None)
+        if rules is not None:
+            # Escalation ages are whole business days; a minute's delay is invisible.
+            jobs.append(("escalations", lambda: sweep_escalations(rt, rules), 60.0))
         for name, func, seconds in jobs:
             self._scheduler.add_job(
                 self._guarded(name, func),
