@@ -168,7 +168,8 @@ def _field_schema(field: dict[str, Any]) -> dict[str, Any]:
         if name in rules and str(rules[name]).strip().isdigit():
             schema[keyword] = int(rules[name])
     if "pattern" in rules and kind == "string":
-        schema["pattern"] = rules["pattern"]
+        # JSON Schema patterns search; the server matches the whole value, so anchor it.
+        schema["pattern"] = f"^(?:{rules['pattern']})$"
     for name, keyword in (("min", "minimum"), ("max", "maximum")):
         if name in rules:
             if kind == "long":

@@ -257,7 +257,7 @@ def test_task_shows_its_form_as_json_schema_and_a_context_for_a_human(inbox):
     assert schema["required"] == ["decision"]
     assert schema["properties"]["copies"] == {"title": "Copies", "type": "integer", "maximum": 3}
     assert schema["properties"]["approved_amount"]["format"] == "decimal"
-    assert schema["properties"]["cost_center"]["pattern"] == "CC-[0-9]{3}"
+    assert schema["properties"]["cost_center"]["pattern"] == "^(?:CC-[0-9]{3})$"
     context = task["context"]
     assert (context["business_key"], context["supplier"], context["currency"]) == (
         "PR-2001",
