@@ -86,6 +86,8 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # SpiffWorkflow logs every task state change at INFO: far too much for a service log.
     logging.getLogger("spiff").setLevel(logging.WARNING)
+    # APScheduler logs each tick's job run at INFO, i.e. every second.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 access_log = logging.getLogger("flowgate.access")
