@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from api.auth import TokenService
 from api.settings import Settings
+from domain.p2p_handlers import install as install_p2p
 from engine.definitions.catalog import DefinitionCatalog
 from engine.definitions.compile import SourceFile
 from engine.runtime.commands import Runtime
@@ -99,6 +100,7 @@ def bootstrap(
         rules,
         message_ttl=timedelta(seconds=settings.message_ttl_seconds),
     )
+    install_p2p(services, runtime.completion_guards)
     tokens = TokenService(_secret_key(settings), runtime.uow, settings.token_ttl_hours)
     return Container(settings, engine, runtime, tokens)
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.definitions.catalog import DefinitionCatalog
-from engine.errors import ConcurrentUpdate, Conflict, NotFound
+from engine.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound
 from engine.runtime import inbox
 from engine.runtime.execution import DecisionMaker, Execution, Incident, NoRules
 from engine.runtime.forms import validate_form
@@ -75,6 +75,9 @@ class Runtime:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     message_ttl: timedelta = timedelta(minutes=10)
     max_attempts: int = 5
+    # Named checks a user task opts into with its `guard` property (e.g. segregation of
+    # duties): guard(execution, task_row, user, task_data) raises Forbidden to refuse.
+    completion_guards: dict[str, Callable[..., None]] = field(default_factory=dict)
 
 
 def request_hash(body: Any) -> str:
@@ -341,6 +344,19 @@ def start(
     return _with_retry(rt, attempt)
 
 
+def _run_completion_guard(
+    rt: Runtime, ex: Execution, row: HumanTask, actor: Actor, data: dict[str, Any]
+) -> None:
+    name = (row.properties or {}).get("guard")
+    if not name:
+        return
+    guard = rt.completion_guards.get(name)
+    if guard is None:
+        # Fail closed: a model that asks for a check nobody wired must not skip it.
+        raise Forbidden(f"task {row.id} needs the '{name}' completion check, which is not wired")
+    guard(ex, row, actor.user, data)
+
+
 def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: Actor) -> Result:
     def attempt() -> Result:
         with rt.uow() as uow:
@@ -356,6 +372,7 @@ def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: A
             # Under the instance lock now: a claim or delegation may have landed meanwhile.
             uow.session.refresh(row)
             inbox.check_can_complete(uow.session, row, actor, ex.now)
+            _run_completion_guard(rt, ex, row, actor, {**task.data, **values})
             task.data.update(values)
             task.run()
             row.completed_by = actor.user
