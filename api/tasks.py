@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, request
 from sqlalchemy import Select, and_, func, or_, select, union
+from sqlalchemy.orm import Session
 
 from api.errors import BadRequest
 from api.masking import masked
@@ -114,25 +115,46 @@ def list_tasks():
     overdue = _choice("overdue", {"true", "false"}, "false") == "true"
     page, size = page_args()
     rt = runtime()
-    stmt = select(HumanTask).where(HumanTask.status == status)
-    ids = visible_ids(actor(), scope, status)
-    if ids is not None:
-        stmt = stmt.where(HumanTask.id.in_(ids))
-    for name in ("process_key", "business_key", "state"):
-        if request.args.get(name):
-            stmt = stmt.where(getattr(HumanTask, name) == request.args[name])
-    if overdue:
-        stmt = stmt.where(HumanTask.due_at < rt.clock())
+    filters = {
+        n: request.args[n] for n in ("process_key", "business_key", "state") if n in request.args
+    }
+    stmt = inbox_query(actor(), scope, status, filters, rt.clock() if overdue else None)
     with rt.uow(write=False) as uow:
-        total = uow.session.execute(
-            stmt.with_only_columns(func.count()).order_by(None)
-        ).scalar_one()
-        rows = uow.session.execute(
-            stmt.order_by(*SORTS[sort], HumanTask.id).offset((page - 1) * size).limit(size)
-        ).scalars()
+        total, rows = inbox_page(uow.session, stmt, sort, page, size)
         items = [task_view(r) for r in rows]
     pages = (total + size - 1) // size
     return {"items": items, "total": total, "page": page, "page_size": size, "pages": pages}
+
+
+def inbox_query(
+    who: Actor,
+    scope: str,
+    status: str,
+    filters: dict[str, str],
+    overdue_at: datetime | None = None,
+) -> Select[Any]:
+    """The tasks of one inbox; `bench/bench_inbox.py` times exactly this statement."""
+    stmt = select(HumanTask).where(HumanTask.status == status)
+    ids = visible_ids(who, scope, status)
+    if ids is not None:
+        stmt = stmt.where(HumanTask.id.in_(ids))
+    for name, value in filters.items():
+        if value:
+            stmt = stmt.where(getattr(HumanTask, name) == value)
+    if overdue_at is not None:
+        stmt = stmt.where(HumanTask.due_at < overdue_at)
+    return stmt
+
+
+def inbox_page(
+    session: Session, stmt: Select[Any], sort: str, page: int, size: int
+) -> tuple[int, list[HumanTask]]:
+    """The total count and one page, in a stable order."""
+    total = session.execute(stmt.with_only_columns(func.count()).order_by(None)).scalar_one()
+    rows = session.execute(
+        stmt.order_by(*SORTS[sort], HumanTask.id).offset((page - 1) * size).limit(size)
+    ).scalars()
+    return total, list(rows)
 
 
 @bp.get("/<task_id>")

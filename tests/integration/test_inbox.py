@@ -395,3 +395,18 @@ def test_bad_inbox_query_is_400_naming_the_problem(inbox, query):
     response = inbox.call("GET", f"/tasks?{query}", "carol")
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"
+
+
+def test_two_candidates_claiming_at_once_one_wins_the_other_gets_409(inbox):
+    from concurrent.futures import ThreadPoolExecutor
+
+    task_id = inbox.start()
+    with ThreadPoolExecutor(2) as pool:
+        codes = sorted(
+            pool.map(
+                lambda user: inbox.call("POST", f"/tasks/{task_id}/claim", user).status_code,
+                ["carol", "carl"],
+            )
+        )
+    assert codes == [200, 409]
+    assert [h[0] for h in inbox.history(task_id)].count("task_claimed") == 1
