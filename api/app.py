@@ -29,6 +29,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.register_blueprint(module.bp)
     app.register_blueprint(tasks.delegations_bp)
     app.register_blueprint(audit_bp)
+    # Order to cash: ERP master data, postings, outbox and recall (issue 4).
+    from api import customers, journal, lots, outbox, receivables, traceability
+
+    for module in (customers, receivables, lots, journal, traceability, outbox):
+        app.register_blueprint(module.bp)
     register_error_handlers(app)
     configure_logging(container.settings.log_level)
     register_secret(container.tokens.secret_key)

@@ -78,6 +78,20 @@ def _rules_hook(uow: UnitOfWorkFactory) -> DecisionMaker:
     return RulesDecisionMaker(RulesService(repository))
 
 
+def _register_o2c(services: ServiceRegistry, rules: DecisionMaker) -> None:
+    """Order-to-cash service tasks, when the rules engine is wired (they need its rulesets)."""
+    import json
+    import os
+
+    from domain.journal import AccountMap
+    from domain.o2c_handlers import O2C
+
+    service = getattr(rules, "rules", None)
+    if service is not None:
+        overrides = json.loads(os.environ.get("FLOWGATE_ACCOUNT_MAP") or "{}")
+        O2C(service, AccountMap.from_config(overrides)).register(services)
+
+
 def bootstrap(
     settings: Settings | None = None,
     services: ServiceRegistry | None = None,
@@ -91,6 +105,7 @@ def bootstrap(
     services = services or default_registry()
     uow = UnitOfWorkFactory(engine)
     rules = rules or _rules_hook(uow)
+    _register_o2c(services, rules)
     known_ruleset = getattr(rules, "knows", lambda _key: False)
     catalog = DefinitionCatalog(lambda t: t in services, known_ruleset)
     runtime = Runtime(

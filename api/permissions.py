@@ -23,6 +23,11 @@ APPROVERS = frozenset(
     }
 )
 
+# Who may read customers' credit, receivables and postings.
+O2C_READERS = frozenset(
+    {"erp_system", "auditor", "credit_manager", "finance_director", "cfo", "collections"}
+)
+
 PERMISSIONS: dict[str, str | frozenset[str]] = {
     "health.healthz": PUBLIC,
     "health.readyz": PUBLIC,
@@ -62,6 +67,20 @@ PERMISSIONS: dict[str, str | frozenset[str]] = {
     "rulesets.replay": frozenset({"analyst"}),
     "decisions.list_decisions": ANY,
     "decisions.get_decision": ANY,
+    # Order to cash (issue 4): the ERP syncs master data; finance, credit and audit read.
+    "customers.put_customer": frozenset({"erp_system"}),
+    "customers.get_customer_view": O2C_READERS,
+    "customers.get_credit": O2C_READERS,
+    "receivables.create_receivable": frozenset({"erp_system"}),
+    "receivables.add_payment": frozenset({"erp_system"}),
+    "receivables.list_receivables": O2C_READERS,
+    "lots.put_lot": frozenset({"erp_system"}),
+    "lots.get_lot_view": ANY,
+    "journal.list_entries": O2C_READERS,
+    "traceability.lot_recipients": frozenset(
+        {"erp_system", "auditor", "qa_manager", "sales_manager"}
+    ),
+    "outbox.list_outbox": frozenset({"auditor", "erp_system"}),
     "audit.list_events": frozenset({"auditor"}),
     "audit.export_events": frozenset({"auditor"}),
     "audit.verify": frozenset({"auditor"}),

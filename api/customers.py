@@ -1,0 +1,133 @@
+"""Customer master data from the ERP and the credit view (DESIGN §4, DOMAIN §1).
+
+The field parsers here are shared by the other O2C blueprints (receivables, lots): each bad
+value is a 400 naming its field, never a 500.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import Blueprint, current_app
+
+from api.errors import BadRequest
+from api.requests import field, json_body, runtime
+from domain.customers import (
+    Customer,
+    CustomerNotFound,
+    credit_summary,
+    customer_as_dict,
+    get_customer,
+    upsert_customer,
+)
+from domain.o2c_handlers import gather_credit
+from engine.errors import NotFound
+
+bp = Blueprint("customers", __name__, url_prefix="/api/v1/customers")
+
+GRADES = ("A", "B", "C", "D", "N")
+
+
+def _bad(name: str, message: str) -> BadRequest:
+    return BadRequest(f"'{name}' {message}", [{"field": name, "message": message}])
+
+
+def money_field(body: dict[str, Any], name: str, required: bool = True) -> Decimal | None:
+    """A decimal amount given as a string (or an integer); floats lose cents, so never those."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise _bad(name, "is required")
+        return None
+    if isinstance(value, bool | float) or not isinstance(value, str | int):
+        raise _bad(name, 'must be a decimal string, e.g. "1200.00"')
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise _bad(name, 'must be a decimal string, e.g. "1200.00"') from None
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise _bad(name, "must be a non-negative amount with at most two decimals")
+    return amount
+
+
+def date_field(body: dict[str, Any], name: str, required: bool = True) -> date | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise _bad(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise _bad(name, "must be an ISO date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _bad(name, "must be an ISO date (YYYY-MM-DD)") from None
+
+
+def int_field(body: dict[str, Any], name: str, required: bool = False) -> int | None:
+    value = field(body, name, int, required=required)
+    if value is not None and value < 0:
+        raise _bad(name, "must not be negative")
+    return value
+
+
+def _customer_values(body: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {"name": field(body, "name", str)}
+    currency = field(body, "currency", str, required=False)
+    if currency is not None:
+        if len(currency) != 3 or not currency.isalpha():
+            raise _bad("currency", "must be an ISO 4217 code")
+        values["currency"] = currency.upper()
+    values["credit_limit"] = money_field(body, "credit_limit")
+    for name in ("payment_terms_days", "min_shelf_life_days", "score"):
+        if name in body:
+            values[name] = int_field(body, name)
+    if "blocked" in body:
+        values["blocked"] = field(body, "blocked", bool)
+    for name in ("license_expires_on", "next_review_on"):
+        if name in body:
+            values[name] = date_field(body, name, required=False)
+    if "grade" in body:
+        grade = field(body, "grade", str)
+        if grade not in GRADES:
+            raise _bad("grade", f"must be one of {', '.join(GRADES)}")
+        values["grade"] = grade
+    return values
+
+
+def _customer(session: Any, customer_id: str) -> Any:
+    try:
+        return get_customer(session, customer_id)
+    except CustomerNotFound as exc:
+        raise NotFound(str(exc)) from None
+
+
+@bp.put("/<customer_id>")
+def put_customer(customer_id: str):
+    if len(customer_id) > 64:
+        raise _bad("id", "must be at most 64 characters")
+    values = _customer_values(json_body())
+    with runtime().uow() as uow:
+        created = uow.session.get(Customer, customer_id) is None
+        row = upsert_customer(uow.session, customer_id, values)
+        body = customer_as_dict(row)
+        uow.commit()
+    return body, 201 if created else 200
+
+
+@bp.get("/<customer_id>")
+def get_customer_view(customer_id: str):
+    with runtime().uow(write=False) as uow:
+        return customer_as_dict(_customer(uow.session, customer_id))
+
+
+@bp.get("/<customer_id>/credit")
+def get_credit(customer_id: str):
+    rules = current_app.extensions["flowgate"].runtime.rules.rules
+    as_of = runtime().clock().date()
+    with runtime().uow(write=False) as uow:
+        customer = _customer(uow.session, customer_id)
+        facts = gather_credit(uow.session, rules, customer, Decimal("0.00"), as_of)
+        return credit_summary(uow.session, customer, facts, as_of)

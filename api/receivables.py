@@ -1,0 +1,95 @@
+"""Open items from the ERP and payments against them (DESIGN §4 master data)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from sqlalchemy import select
+
+from api.customers import date_field, money_field
+from api.errors import BadRequest
+from api.requests import field, json_body, page_args, runtime
+from domain import sales
+from domain.customers import CustomerNotFound, get_customer
+from engine.errors import Conflict, NotFound
+
+bp = Blueprint("receivables", __name__, url_prefix="/api/v1/receivables")
+
+
+@bp.post("")
+def create_receivable():
+    body = json_body()
+    document_no = field(body, "document_no", str)
+    customer_id = field(body, "customer_id", str)
+    amount = money_field(body, "amount")
+    open_amount = money_field(body, "open_amount", required=False)
+    doc_date = date_field(body, "doc_date")
+    due_date = date_field(body, "due_date")
+    if not 0 < len(document_no) <= 64:
+        raise BadRequest(
+            "'document_no' is 1 to 64 characters",
+            [{"field": "document_no", "message": "1 to 64 characters"}],
+        )
+    with runtime().uow() as uow:
+        try:
+            customer = get_customer(uow.session, customer_id)
+        except CustomerNotFound as exc:
+            raise BadRequest(
+                str(exc), [{"field": "customer_id", "message": "unknown customer"}]
+            ) from None
+        currency = field(body, "currency", str, required=False) or customer.currency
+        try:
+            row = sales.add_receivable(
+                uow.session,
+                document_no=document_no,
+                customer_id=customer.id,
+                currency=currency,
+                amount=amount,
+                open_amount=open_amount,
+                doc_date=doc_date,
+                due_date=due_date,
+                order_no=field(body, "order_no", str, required=False),
+                source="erp",
+            )
+        except sales.SalesError as exc:
+            raise Conflict(str(exc)) from None
+        result = sales.receivable_as_dict(row)
+        uow.commit()
+    return result, 201
+
+
+@bp.post("/<document_no>/payments")
+def add_payment(document_no: str):
+    body = json_body()
+    amount = money_field(body, "amount")
+    paid_on = date_field(body, "paid_on")
+    reference = field(body, "reference", str, required=False) or f"{document_no}:{paid_on}:{amount}"
+    with runtime().uow() as uow:
+        try:
+            item = sales.get_receivable(uow.session, document_no)
+        except sales.SalesError as exc:
+            raise NotFound(str(exc)) from None
+        if item.source == "flowgate":
+            # Its order's process posts the payment; it must hear of it as a message.
+            raise Conflict(
+                f"{document_no} is a flowgate invoice: send a payment_received message instead"
+            )
+        try:
+            payment, new = sales.apply_payment(uow.session, document_no, amount, paid_on, reference)
+        except sales.SalesError as exc:
+            raise BadRequest(str(exc), [{"field": "amount", "message": str(exc)}]) from None
+        result = {"reference": payment.reference, "receivable": sales.receivable_as_dict(item)}
+        uow.commit()
+    return result, 201 if new else 200
+
+
+@bp.get("")
+def list_receivables():
+    page, size = page_args()
+    stmt = select(sales.Receivable).order_by(sales.Receivable.id)
+    for name in ("customer_id", "status", "order_no"):
+        value = request.args.get(name)
+        if value:
+            stmt = stmt.where(getattr(sales.Receivable, name) == value)
+    with runtime().uow(write=False) as uow:
+        rows = uow.session.scalars(stmt.offset((page - 1) * size).limit(size))
+        return {"items": [sales.receivable_as_dict(r) for r in rows], "page": page}

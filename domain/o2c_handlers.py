@@ -1,0 +1,721 @@
+"""Service-task handlers of processes/order_to_cash.bpmn, bound by topic (DESIGN §2).
+
+Each runs inside the engine command's transaction: it reads and writes the O2C records through
+`call.session`, queues ERP events with `call.emit` and returns the small facts the model's
+gateways look at. No threshold lives here: checks come from the `credit`, `shipment` and
+`dunning` rulesets and their parameters; who may release a hold comes from the rules' `emit`.
+
+Topics: o2c.register_order, credit.gather, credit.route, credit.approval, o2c.release_order,
+o2c.prepayment, shipment.facts, shipment.collect, shipment.qa_release, shipment.override,
+credit.recheck, shipment.request, shipment.udi_check, o2c.goods_issue, o2c.invoice,
+o2c.payment, o2c.collections, o2c.close, o2c.reject, o2c.apply_change, o2c.cancel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from domain import sales
+from domain.customers import Customer, get_customer
+from domain.errors import BusinessError
+from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
+from domain.journal import AccountMap, Line, entry_as_dict, post, reverse
+from domain.records import JournalEntry, JournalLine
+from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
+from rules.credit import release_still_valid as credit_release_valid
+from rules.shipment import (
+    CustomerStanding,
+    LotRecord,
+    ShipmentLine,
+    required_shelf_life_days,
+    shipment_facts,
+)
+from rules.udi import parse_udi
+
+if TYPE_CHECKING:
+    from engine.services import ServiceCall, ServiceRegistry
+    from rules.service import RulesService
+
+ZERO = Decimal("0.00")
+SHELF_LIFE_RULES = ("shelf_life_below_minimum", "shelf_life_below_agreed_minimum")
+
+
+def gather_credit(
+    session: Session,
+    rules: RulesService,
+    customer: Customer,
+    order_value: Decimal,
+    as_of: date,
+    exclude_order: str | None = None,
+) -> dict[str, Any]:
+    """The `credit` ruleset's facts from the records, with the parameters in force at `as_of`."""
+    exposure = sales.open_exposure(session, customer.id, customer.currency, exclude_order)
+    credit = CreditInput(
+        customer_id=customer.id,
+        currency=customer.currency,
+        order_value=order_value,
+        credit_limit=customer.credit_limit,
+        next_review_on=customer.next_review_on or date.max,
+        open_orders=tuple(OpenOrder(amount, ship) for amount, ship in exposure.open_orders),
+        open_deliveries=exposure.open_deliveries,
+        invoiced_not_posted=exposure.invoiced_unposted,
+        open_items=tuple(OpenItem(amount, due) for amount, due in exposure.open_items),
+        customer_blocked=customer.blocked,
+        licence_expires_on=customer.license_expires_on,
+        dunning_level=exposure.dunning_level,
+        grade=customer.grade,
+    )
+    _, parameters = rules.parameters("credit", as_of)
+    return credit_facts(credit, as_of, parameters)
+
+
+def lot_record(lot: Lot) -> LotRecord:
+    return LotRecord(
+        gtin=lot.gtin,
+        lot=lot.lot,
+        expiry=lot.expiry_date,
+        released=lot.status == "released",
+        quarantined=lot.status in ("quarantined", "returned"),
+        recalled=lot.status == "recalled",
+    )
+
+
+def _standing(customer: Customer) -> CustomerStanding:
+    return CustomerStanding(
+        customer_id=customer.id,
+        blocked=customer.blocked,
+        # Shipping is reached only through a credit release, so no credit hold is open here.
+        credit_hold_open=False,
+        licence_expiry=customer.license_expires_on,
+        min_shelf_life_days=customer.min_shelf_life_days,
+    )
+
+
+def _dims(order: sales.SalesOrder, **more: Any) -> dict[str, Any]:
+    return {"customer_id": order.customer_id, "order_no": order.order_no, **more}
+
+
+def _entries_of(session: Session, order_no: str) -> list[JournalEntry]:
+    ids = select(JournalLine.entry_id).where(JournalLine.order_no == order_no)
+    return list(
+        session.scalars(
+            select(JournalEntry).where(JournalEntry.id.in_(ids)).order_by(JournalEntry.id)
+        )
+    )
+
+
+@dataclass
+class O2C:
+    """The handlers, wired with the rules service and the account map (composition root)."""
+
+    rules: RulesService
+    accounts: AccountMap
+
+    def register(self, services: ServiceRegistry) -> None:
+        topics: dict[str, Callable[[ServiceCall], dict[str, Any] | None]] = {
+            "o2c.register_order": self.register_order,
+            "credit.gather": self.credit_gather,
+            "credit.route": self.credit_route,
+            "credit.approval": self.credit_approval,
+            "o2c.release_order": self.release_order,
+            "o2c.prepayment": self.prepayment,
+            "shipment.facts": self.shipment_facts,
+            "shipment.collect": self.shipment_collect,
+            "shipment.qa_release": self.qa_release,
+            "shipment.override": self.shelf_life_override,
+            "credit.recheck": self.credit_recheck,
+            "shipment.request": self.request_shipment,
+            "shipment.udi_check": self.udi_check,
+            "o2c.goods_issue": self.goods_issue,
+            "o2c.invoice": self.invoice,
+            "o2c.payment": self.payment,
+            "o2c.collections": self.collections,
+            "o2c.close": self.close,
+            "o2c.reject": self.reject,
+            "o2c.apply_change": self.apply_change,
+            "o2c.cancel": self.cancel,
+        }
+        for topic, handler in topics.items():
+            if topic not in services:
+                services.register(topic, handler)
+
+    # Order entry and credit ----------------------------------------------------------
+
+    def register_order(self, call: ServiceCall) -> dict[str, Any]:
+        order = call.variables.pop("order", None)
+        if not isinstance(order, dict) or not order.get("order_no") or not order.get("lines"):
+            raise ValueError("the start variables need an 'order' with order_no and lines")
+        customer = get_customer(call.session, order["customer_id"])
+        row = sales.save_order(call.session, order, call.instance_id)
+        if row.currency != customer.currency:
+            raise ValueError(f"order currency {row.currency} is not {customer.currency}")
+        return {"order_no": row.order_no, "customer_id": row.customer_id, "order_gross": row.gross}
+
+    def credit_gather(self, call: ServiceCall) -> dict[str, Any]:
+        order = sales.get_order(call.session, call.variables["order_no"])
+        customer = get_customer(call.session, order.customer_id)
+        facts = gather_credit(
+            call.session, self.rules, customer, order.gross, call.now.date(), order.order_no
+        )
+        return {"credit_facts": facts, "order_gross": order.gross}
+
+    def credit_route(self, call: ServiceCall) -> dict[str, Any]:
+        """Turn the decision into a route: release, approval (by whom, how many), prepayment."""
+        decision = call.variables["credit_decision"]
+        order = sales.get_order(call.session, call.variables["order_no"])
+        fired = set(decision["fired"])
+        outputs = decision["outputs"]
+        prepayment = bool(outputs.get("prepayment_required"))
+        approval_rules = fired - {"grade_d_prepayment", "review_overdue"}
+        out: dict[str, Any] = {
+            "prepayment_required": prepayment,
+            "approvals": [],
+            "approvals_needed": 1,
+        }
+        if decision["outcome"] == "reject":
+            out["credit_route"] = "reject"
+            out["reject_reason"] = "; ".join(decision["reasons"])
+            return out
+        if decision["outcome"] != "hold" or not approval_rules:
+            out["credit_route"] = "prepayment" if prepayment else "release"
+            if prepayment:
+                order.status = "credit_hold"
+                self._held(call, order, decision)
+            return out
+        order.status = "credit_hold"
+        # A licence hold alone is QA's to release; anything else is the credit manager's.
+        qa_only = approval_rules == {"licence_invalid"}
+        out["credit_route"] = "approval"
+        out["credit_approver_group"] = (
+            "qa_manager" if qa_only else outputs.get("approver_group", "credit_manager")
+        )
+        if outputs.get("n_eyes"):
+            out["approvals_needed"] = 2
+            out["second_approver_group"] = outputs.get("second_approver", "finance_director")
+        self._held(call, order, decision)
+        return out
+
+    def _held(self, call: ServiceCall, order: sales.SalesOrder, decision: dict[str, Any]) -> None:
+        call.emit(
+            "order.credit_held",
+            {
+                "order_no": order.order_no,
+                "customer_id": order.customer_id,
+                "rules": decision["fired"],
+                "reasons": decision["reasons"],
+                "decision_id": decision["id"],
+            },
+        )
+
+    def credit_approval(self, call: ServiceCall) -> dict[str, Any]:
+        """Record one approver's decision; N-eyes needs a different person each time."""
+        v = call.variables
+        who = call.execution.actor or "unknown"
+        approvals = list(v.get("approvals") or [])
+        if v.get("approved") and who in approvals:
+            raise BusinessError("same_approver", f"{who} already approved order {v['order_no']}")
+        decision = v["credit_decision"]
+        sales.record_release(
+            call.session,
+            v["order_no"],
+            "credit",
+            decision_id=decision["id"],
+            rule_ids=decision["fired"],
+            ruleset_version=decision["ruleset_version"],
+            approved=bool(v.get("approved")),
+            reason=str(v.get("reason") or ""),
+            released_by=who,
+        )
+        if not v.get("approved"):
+            return {"credit_approval": "rejected", "reject_reason": v.get("reason") or ""}
+        approvals.append(who)
+        done = len(approvals) >= int(v.get("approvals_needed") or 1)
+        return {
+            "approvals": approvals,
+            "credit_approval": "approved" if done else "second",
+            "approved": None,
+            "reason": None,
+        }
+
+    def release_order(self, call: ServiceCall) -> dict[str, Any]:
+        order = sales.get_order(call.session, call.variables["order_no"])
+        order.status = "released"
+        order.released_value = order.gross
+        order.released_on = call.now.date()
+        call.emit(
+            "order.released",
+            {"order_no": order.order_no, "customer_id": order.customer_id, "gross": order.gross},
+        )
+        return {"line_index": 0, "shipment_results": []}
+
+    def prepayment(self, call: ServiceCall) -> dict[str, Any]:
+        message = call.variables.get("prepayment_received") or {}
+        paid = Decimal(str(call.variables.get("prepaid") or "0")) + Decimal(
+            str(message.get("amount", "0"))
+        )
+        gross = Decimal(str(call.variables["order_gross"]))
+        return {"prepaid": paid, "prepayment_complete": paid >= gross}
+
+    # Shipment holds ----------------------------------------------------------------------
+
+    def _ship_date(self, order: sales.SalesOrder, now: datetime) -> date:
+        return max(order.requested_ship_date, now.date())
+
+    def _line(self, session: Session, order: sales.SalesOrder, index: int, as_of: date):
+        """Order line `index` with its lot: the named one, else a FEFO pick."""
+        line = dict(order.lines[index])
+        customer = get_customer(session, order.customer_id)
+        ship_date = self._ship_date(order, datetime.combine(as_of, datetime.min.time()))
+        if not line.get("lot"):
+            minimum = required_shelf_life_days(
+                self.rules,
+                customer=_standing(customer),
+                product_min_shelf_life_days=None,
+                as_of=as_of,
+            )
+            picks = fefo_lots(session, line["gtin"], ship_date, minimum)
+            if not picks:
+                raise BusinessError("no_lot", f"no released lot of {line['gtin']} to pick")
+            line["lot"] = picks[0].lot
+            lines = list(order.lines)
+            lines[index] = line
+            order.lines = lines
+        lot = get_lot(session, line["gtin"], line["lot"])
+        if lot is None:
+            raise ValueError(f"lot {line['lot']} of {line['gtin']} is not in the lot master")
+        return line, lot, customer, ship_date
+
+    def shipment_facts(self, call: ServiceCall) -> dict[str, Any]:
+        order = sales.get_order(call.session, call.variables["order_no"])
+        index = int(call.variables.get("line_index") or 0)
+        line, lot, customer, ship_date = self._line(call.session, order, index, call.now.date())
+        facts = shipment_facts(
+            ShipmentLine(order.order_no, int(line["line_no"]), line["gtin"], lot_record(lot)),
+            _standing(customer),
+            ship_date=ship_date,
+            as_of=call.now.date(),
+        )
+        return {"shipment_facts": facts}
+
+    def shipment_collect(self, call: ServiceCall) -> dict[str, Any]:
+        """Keep line `line_index`'s decision; after the last line, route the worst hold."""
+        v = call.variables
+        order = sales.get_order(call.session, v["order_no"])
+        index = int(v.get("line_index") or 0)
+        line = order.lines[index]
+        decision = v["shipment_decision"]
+        overridden = {
+            r.line_no for r in sales.releases(call.session, order.order_no, "shelf_life_override")
+        }
+        # The rule result is kept as decided; a recorded override clears only its own hold.
+        fired = [
+            rule
+            for rule in decision["fired"]
+            if not (rule in SHELF_LIFE_RULES and int(line["line_no"]) in overridden)
+        ]
+        results = [
+            *(v.get("shipment_results") or []),
+            {
+                "line_no": int(line["line_no"]),
+                "gtin": line["gtin"],
+                "lot": line["lot"],
+                "decision_id": decision["id"],
+                "outcome": decision["outcome"] if fired else "pass",
+                "fired": fired,
+                "reasons": decision["reasons"],
+                "outputs": decision["outputs"],
+            },
+        ]
+        if index + 1 < len(order.lines):
+            return {"shipment_results": results, "line_index": index + 1, "shipment_route": "next"}
+        return {"shipment_results": [], "line_index": 0, **self._route(call, order, results)}
+
+    def _route(
+        self, call: ServiceCall, order: sales.SalesOrder, results: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        rejected = [r for r in results if r["outcome"] == "reject"]
+        if rejected:
+            reasons = [reason for r in rejected for reason in r["reasons"]]
+            return {"shipment_route": "reject", "reject_reason": "; ".join(reasons)}
+        held = [r for r in results if r["outcome"] == "hold"]
+        if not held:
+            return {"shipment_route": "pass", "shipment_hold": None}
+        first = held[0]
+        outputs = first["outputs"]
+        resolution = outputs.get("resolution", "release")
+        order.status = "shipment_hold"
+        route = "override" if resolution == "override_with_reason" else "qa_release"
+        return {
+            "shipment_route": route,
+            "shipment_hold": {
+                "line_no": first["line_no"],
+                "gtin": first["gtin"],
+                "lot": first["lot"],
+                "decision_id": first["decision_id"],
+                "rules": first["fired"],
+                "reasons": first["reasons"],
+            },
+            "hold_groups": ",".join(outputs.get("release_groups") or ["qa_manager"]),
+        }
+
+    def qa_release(self, call: ServiceCall) -> dict[str, Any]:
+        v = call.variables
+        hold = v["shipment_hold"]
+        who = call.execution.actor or "unknown"
+        released = bool(v.get("lot_released"))
+        if released:
+            set_status(
+                call.session,
+                hold["gtin"],
+                hold["lot"],
+                "released",
+                reason=str(v.get("reason") or "released by QA"),
+                actor=who,
+            )
+        sales.record_release(
+            call.session,
+            v["order_no"],
+            "qa_release",
+            line_no=hold["line_no"],
+            decision_id=hold["decision_id"],
+            rule_ids=hold["rules"],
+            approved=released,
+            reason=str(v.get("reason") or ""),
+            released_by=who,
+        )
+        return {"qa_outcome": "released" if released else "refused", "lot_released": None}
+
+    def shelf_life_override(self, call: ServiceCall) -> dict[str, Any]:
+        v = call.variables
+        hold = v["shipment_hold"]
+        reason = str(v.get("reason") or "").strip()
+        approved = bool(v.get("override")) and bool(reason)
+        sales.record_release(
+            call.session,
+            v["order_no"],
+            "shelf_life_override" if approved else "shelf_life_refused",
+            line_no=hold["line_no"],
+            decision_id=hold["decision_id"],
+            rule_ids=hold["rules"],
+            approved=approved,
+            reason=reason,
+            released_by=call.execution.actor or "unknown",
+        )
+        return {"override_outcome": "approved" if approved else "refused", "override": None}
+
+    def credit_recheck(self, call: ServiceCall) -> dict[str, Any]:
+        """DOMAIN §1: the release holds unless the order grew or goods issue waited too long."""
+        order = sales.get_order(call.session, call.variables["order_no"])
+        _, parameters = self.rules.parameters("credit", call.now.date())
+        valid = order.released_on is not None and credit_release_valid(
+            CreditRelease(order.released_value or ZERO, order.released_on),
+            order.gross,
+            call.now.date(),
+            parameters,
+        )
+        return {"recheck_needed": not valid}
+
+    def request_shipment(self, call: ServiceCall) -> dict[str, Any]:
+        order = sales.get_order(call.session, call.variables["order_no"])
+        order.status = "ship_requested"
+        call.emit(
+            "shipment.requested",
+            {
+                "order_no": order.order_no,
+                "customer_id": order.customer_id,
+                "ship_date": self._ship_date(order, call.now).isoformat(),
+                "lines": [
+                    {k: line.get(k) for k in ("line_no", "gtin", "lot", "qty")}
+                    for line in order.lines
+                ],
+            },
+        )
+        return {"udi_hold": None}
+
+    # Shipment confirmation, goods issue, invoice --------------------------------------------
+
+    def udi_check(self, call: ServiceCall) -> dict[str, Any]:
+        """Every shipped UDI must parse and agree with its released line and the lot master."""
+        from engine.store.tables import DecisionRecord  # the decision log is the engine's
+
+        v = call.variables
+        message = v.get("shipment_confirmed") or {}
+        order = sales.get_order(call.session, v["order_no"])
+        customer = get_customer(call.session, order.customer_id)
+        by_no = {int(line["line_no"]): line for line in order.lines}
+        as_of = call.now.date()
+        problems: list[str] = []
+        shipped = {int(x.get("line_no", 0)): x for x in message.get("lines") or []}
+        if set(shipped) != set(by_no):
+            problems.append(f"shipped lines {sorted(shipped)} are not the order's {sorted(by_no)}")
+        for line_no, confirmed in sorted(shipped.items()):
+            line = by_no.get(line_no)
+            if line is None:
+                continue
+            udis = [str(u) for u in confirmed.get("udis") or []]
+            if int(confirmed.get("qty", 0)) != int(line["qty"]):
+                problems.append(f"line {line_no}: shipped {confirmed.get('qty')} of {line['qty']}")
+            if udis and len(udis) != int(line["qty"]):
+                problems.append(f"line {line_no}: {len(udis)} UDIs for {line['qty']} units")
+            lot = get_lot(call.session, line["gtin"], line["lot"])
+            if lot is None:
+                problems.append(f"line {line_no}: lot {line['lot']} unknown")
+                continue
+            unit_line = ShipmentLine(order.order_no, line_no, line["gtin"], lot_record(lot))
+            for udi in udis:
+                facts = shipment_facts(
+                    unit_line, _standing(customer), ship_date=as_of, as_of=as_of, udi=udi
+                )
+                decision = self.rules.evaluate("shipment", facts, as_of)
+                record = decision.to_record()
+                call.session.add(
+                    DecisionRecord(
+                        instance_id=call.instance_id,
+                        element_id=call.element_id,
+                        ruleset_key="shipment",
+                        ruleset_version=record["ruleset_version"],
+                        parameter_version=record["parameter_version"],
+                        outcome=record["outcome"],
+                        record=record,
+                        created_at=call.now,
+                    )
+                )
+                if record["outcome"] in ("hold", "reject"):
+                    reasons = [f["reason"] for f in record["fired"] if f["outcome"] != "pass"]
+                    problems.append(f"line {line_no} UDI {udi}: {'; '.join(reasons)}")
+        call.session.flush()
+        if problems:
+            order.status = "shipment_hold"
+            return {"udi_route": "hold", "udi_hold": problems}
+        return {"udi_route": "ok", "udi_hold": None}
+
+    def goods_issue(self, call: ServiceCall) -> dict[str, Any]:
+        v = call.variables
+        message = v.get("shipment_confirmed") or {}
+        order = sales.get_order(call.session, v["order_no"])
+        ship_date = date.fromisoformat(message.get("ship_date") or call.now.date().isoformat())
+        shipment = sales.Shipment(
+            order_no=order.order_no, customer_id=order.customer_id, ship_date=ship_date
+        )
+        call.session.add(shipment)
+        call.session.flush()
+        shipped = {int(x["line_no"]): x for x in message.get("lines") or []}
+        lines: list[Line] = []
+        for line in order.lines:
+            lot = issue_lot(call.session, line["gtin"], line["lot"], int(line["qty"]))
+            udis = shipped.get(int(line["line_no"]), {}).get("udis") or []
+            units = [(udi, 1) for udi in udis] or [(None, int(line["qty"]))]
+            for udi, qty in units:
+                parsed = parse_udi(udi, reference_date=ship_date) if udi else None
+                call.session.add(
+                    sales.ShipmentUnit(
+                        shipment_id=shipment.id,
+                        order_no=order.order_no,
+                        customer_id=order.customer_id,
+                        line_no=int(line["line_no"]),
+                        gtin=lot.gtin,
+                        lot=lot.lot,
+                        qty=qty,
+                        udi=udi,
+                        serial=parsed.serial if parsed else None,
+                        expiry=(parsed.expiry if parsed else None) or lot.expiry_date,
+                    )
+                )
+                dims = _dims(order, lot=lot.lot, gtin=lot.gtin, udi=udi)
+                cost = lot.unit_cost * qty
+                lines += [
+                    Line("cogs", debit=cost, dims=dims),
+                    Line("inventory", credit=cost, dims=dims),
+                ]
+        entry = post(
+            call.session,
+            self.accounts,
+            kind="goods_issue",
+            source_key=f"goods_issue:{order.order_no}:{shipment.id}",
+            lines=lines,
+            description=f"goods issue {order.order_no}",
+            instance_id=call.instance_id,
+        )
+        order.status = "shipped"
+        call.emit("journal.posted", entry_as_dict(entry))
+        return {"shipment_id": shipment.id, "shipment_confirmed": None}
+
+    def invoice(self, call: ServiceCall) -> dict[str, Any]:
+        order = sales.get_order(call.session, call.variables["order_no"])
+        customer = get_customer(call.session, order.customer_id)
+        invoice_no = f"INV-{order.order_no}"
+        today = call.now.date()
+        due = sales.due_date_for(today, customer.payment_terms_days)
+        row = sales.Invoice(
+            invoice_no=invoice_no,
+            order_no=order.order_no,
+            customer_id=order.customer_id,
+            currency=order.currency,
+            invoice_date=today,
+            due_date=due,
+            net=order.net,
+            tax=order.tax,
+            gross=order.gross,
+        )
+        call.session.add(row)
+        head = _dims(order, invoice_no=invoice_no)
+        lines = [Line("ar", debit=order.gross, dims=head)]
+        for line in order.lines:
+            net, tax, _ = sales.order_totals([line])
+            dims = {**head, "lot": line["lot"], "gtin": line["gtin"]}
+            lines += [
+                Line("revenue", credit=net, dims=dims),
+                Line("output_vat", credit=tax, dims=dims),
+            ]
+        entry = post(
+            call.session,
+            self.accounts,
+            kind="customer_invoice",
+            source_key=f"invoice:{invoice_no}",
+            lines=lines,
+            description=f"invoice {invoice_no}",
+            instance_id=call.instance_id,
+        )
+        row.posted, row.journal_entry_id = True, entry.id
+        sales.add_receivable(
+            call.session,
+            document_no=invoice_no,
+            customer_id=order.customer_id,
+            currency=order.currency,
+            amount=order.gross,
+            doc_date=today,
+            due_date=due,
+            order_no=order.order_no,
+            source="flowgate",
+        )
+        for unit in call.session.scalars(
+            select(sales.ShipmentUnit).where(sales.ShipmentUnit.order_no == order.order_no)
+        ):
+            unit.invoice_no = invoice_no
+        order.status = "invoiced"
+        call.emit(
+            "invoice.posted",
+            {
+                "invoice_no": invoice_no,
+                "order_no": order.order_no,
+                "customer_id": order.customer_id,
+                "net": order.net,
+                "tax": order.tax,
+                "gross": order.gross,
+                "due_date": due.isoformat(),
+            },
+        )
+        call.emit("journal.posted", entry_as_dict(entry))
+        return {"invoice_no": invoice_no, "open_amount": order.gross, "paid_in_full": False}
+
+    # Payments, dunning, close ------------------------------------------------------------
+
+    def payment(self, call: ServiceCall) -> dict[str, Any]:
+        v = call.variables
+        message = v.get("payment_received") or {}
+        invoice_no = message.get("invoice_no") or v["invoice_no"]
+        try:
+            amount = Decimal(str(message["amount"]))
+            paid_on = date.fromisoformat(message.get("paid_on") or call.now.date().isoformat())
+        except Exception as exc:
+            raise ValueError(f"payment_received needs amount and paid_on: {exc}") from None
+        payment, new = sales.apply_payment(
+            call.session,
+            invoice_no,
+            amount,
+            paid_on,
+            reference=f"{call.instance_id}:{call.task_id}",
+        )
+        item = sales.get_receivable(call.session, invoice_no)
+        if new:
+            order = sales.get_order(call.session, v["order_no"])
+            dims = _dims(order, invoice_no=invoice_no)
+            entry = post(
+                call.session,
+                self.accounts,
+                kind="customer_payment",
+                source_key=f"payment:{payment.reference}",
+                lines=[Line("bank", debit=amount, dims=dims), Line("ar", credit=amount, dims=dims)],
+                description=f"payment {invoice_no}",
+                instance_id=call.instance_id,
+            )
+            call.emit("journal.posted", entry_as_dict(entry))
+        return {
+            "open_amount": item.open_amount,
+            "paid_in_full": item.open_amount == 0,
+            "payment_received": None,
+        }
+
+    def collections(self, call: ServiceCall) -> dict[str, Any]:
+        """The collections task was worked; the account stays with collections until paid."""
+        return {"collections_outcome": call.variables.get("outcome") or "pursued"}
+
+    def close(self, call: ServiceCall) -> dict[str, Any]:
+        order = sales.get_order(call.session, call.variables["order_no"])
+        order.status = "closed"
+        return {}
+
+    def reject(self, call: ServiceCall) -> dict[str, Any]:
+        order = sales.get_order(call.session, call.variables["order_no"])
+        order.status = "rejected"
+        call.emit(
+            "order.rejected",
+            {
+                "order_no": order.order_no,
+                "customer_id": order.customer_id,
+                "reason": call.variables.get("reject_reason") or "",
+            },
+        )
+        return {}
+
+    def apply_change(self, call: ServiceCall) -> dict[str, Any]:
+        """An order edit from the ERP (`order_changed`): new lines, re-checked before shipping."""
+        change = call.variables.get("order_changed") or {}
+        order = sales.get_order(call.session, call.variables["order_no"])
+        if order.status not in ("entered", "credit_hold", *sales.OPEN_ORDER_STATUSES):
+            raise BusinessError("order_shipped", f"order {order.order_no} is already shipped")
+        document = {
+            "order_no": order.order_no,
+            "customer_id": order.customer_id,
+            "currency": order.currency,
+            "order_date": order.order_date.isoformat(),
+            "requested_ship_date": change.get("requested_ship_date")
+            or order.requested_ship_date.isoformat(),
+            "lines": change.get("lines") or order.lines,
+        }
+        row = sales.save_order(call.session, document, None)
+        return {"order_gross": row.gross, "order_changed": None}
+
+    def cancel(self, call: ServiceCall) -> dict[str, Any]:
+        """Cancellation: every posting of the order is reversed, never edited (DOMAIN §5)."""
+        order = sales.get_order(call.session, call.variables["order_no"])
+        reason = str((call.variables.get("order_cancelled") or {}).get("reason") or "cancelled")
+        reversed_entries = [
+            reverse(call.session, entry, f"cancellation of {order.order_no}: {reason}")
+            for entry in _entries_of(call.session, order.order_no)
+            if entry.reverses_id is None and entry.reversed_by_id is None
+        ]
+        for item in call.session.scalars(
+            select(sales.Receivable).where(sales.Receivable.order_no == order.order_no)
+        ):
+            item.status, item.open_amount = "cancelled", ZERO
+        for shipped in call.session.scalars(
+            select(sales.ShipmentUnit).where(sales.ShipmentUnit.order_no == order.order_no)
+        ):
+            lot = get_lot(call.session, shipped.gtin, shipped.lot)
+            if lot is not None:
+                lot.qty_on_hand += shipped.qty
+        order.status = "cancelled"
+        call.emit("order.cancelled", {"order_no": order.order_no, "reason": reason})
+        for entry in reversed_entries:
+            # One event per entry, each with its own stable idempotency key.
+            key = f"{call.task_id}:journal.posted:{entry.id}"
+            call.execution.emit("journal.posted", entry_as_dict(entry), key=key)
+        return {"cancelled": True}

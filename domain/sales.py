@@ -1,0 +1,356 @@
+"""Order-to-cash records (DOMAIN §1, §2, §5): orders, hold releases, shipments with every UDI,
+invoices, receivables and payments.
+
+The process holds keys and small facts; the order document lives here. A sales order's status
+tells which credit-exposure bucket it is in (DOMAIN §1):
+
+- `released`, `shipment_hold`, `ship_requested`: an open order (approved, not yet shipped);
+- `shipped`: an open delivery (not yet invoiced);
+- an invoice with `posted` false: invoiced, not yet posted;
+- receivables with an open amount: open items, net of partial payments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Date, ForeignKey, Index, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from domain.records import DomainBase
+from domain.types import BigId, utcnow
+
+ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+OPEN_ORDER_STATUSES = ("released", "shipment_hold", "ship_requested")
+
+
+class SalesError(ValueError):
+    """A request that contradicts the records (over-payment, unknown document, ...)."""
+
+
+class SalesOrder(DomainBase):
+    __tablename__ = "sales_order"
+    __table_args__ = (Index("ix_sales_order_customer_status", "customer_id", "status"),)
+
+    order_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    instance_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="entered")
+    order_date: Mapped[date] = mapped_column(Date)
+    requested_ship_date: Mapped[date] = mapped_column(Date)
+    lines: Mapped[list[Any]] = mapped_column()
+    net: Mapped[Decimal] = mapped_column(default=ZERO)
+    tax: Mapped[Decimal] = mapped_column(default=ZERO)
+    gross: Mapped[Decimal] = mapped_column(default=ZERO)
+    # The value and date of the credit release, for the re-check before goods issue.
+    released_value: Mapped[Decimal | None] = mapped_column()
+    released_on: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HoldRelease(DomainBase):
+    """A documented release of a credit or shipment hold: who, when, why, and what held it."""
+
+    __tablename__ = "hold_release"
+    __audited__ = True
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_no: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    line_no: Mapped[int | None] = mapped_column()
+    decision_id: Mapped[int | None] = mapped_column()
+    rule_ids: Mapped[list[Any]] = mapped_column(default=list)
+    ruleset_version: Mapped[int | None] = mapped_column()
+    approved: Mapped[bool] = mapped_column(default=True)
+    reason: Mapped[str] = mapped_column(String(1000), default="")
+    released_by: Mapped[str] = mapped_column(String(120))
+    released_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Shipment(DomainBase):
+    __tablename__ = "shipment"
+    __audited__ = True
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_no: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    ship_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ShipmentUnit(DomainBase):
+    """One shipped unit (or one line without UDIs) for traceability: who received lot X."""
+
+    __tablename__ = "shipment_unit"
+    __table_args__ = (Index("ix_shipment_unit_lot", "gtin", "lot"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipment.id"), index=True)
+    order_no: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    line_no: Mapped[int]
+    gtin: Mapped[str] = mapped_column(String(14))
+    lot: Mapped[str] = mapped_column(String(64))
+    qty: Mapped[int] = mapped_column(default=1)
+    udi: Mapped[str | None] = mapped_column(String(200))
+    serial: Mapped[str | None] = mapped_column(String(64))
+    expiry: Mapped[date | None] = mapped_column(Date)
+    invoice_no: Mapped[str | None] = mapped_column(String(64))
+
+
+class Invoice(DomainBase):
+    __tablename__ = "invoice"
+    __audited__ = True
+
+    invoice_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_no: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    invoice_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    net: Mapped[Decimal]
+    tax: Mapped[Decimal]
+    gross: Mapped[Decimal]
+    posted: Mapped[bool] = mapped_column(default=False)
+    journal_entry_id: Mapped[int | None] = mapped_column()
+
+
+class Receivable(DomainBase):
+    """An open item: from the ERP (`POST /receivables`) or from a flowgate invoice."""
+
+    __tablename__ = "receivable"
+    __table_args__ = (Index("ix_receivable_customer_open", "customer_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    document_no: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal]
+    open_amount: Mapped[Decimal]
+    doc_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    order_no: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="erp")
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    dunning_level: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Payment(DomainBase):
+    __tablename__ = "payment"
+    __audited__ = True
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    receivable_id: Mapped[int] = mapped_column(ForeignKey("receivable.id"), index=True)
+    # The ERP's payment reference or message id: a repeated one is the same payment.
+    reference: Mapped[str] = mapped_column(String(120), unique=True)
+    amount: Mapped[Decimal]
+    paid_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Orders ---------------------------------------------------------------------------------
+
+
+def _money(value: Any, name: str) -> Decimal:
+    if isinstance(value, float | bool):
+        raise SalesError(f"{name} must be a decimal string, not {type(value).__name__}")
+    try:
+        return Decimal(str(value))
+    except Exception:
+        raise SalesError(f"{name} must be a decimal, got {value!r}") from None
+
+
+def order_totals(lines: list[dict[str, Any]]) -> tuple[Decimal, Decimal, Decimal]:
+    """Net, tax and gross of order lines, each line rounded to the cent (what is invoiced)."""
+    net = tax = ZERO
+    for line in lines:
+        amount = (_money(line["unit_price"], "unit_price") * int(line["qty"])).quantize(CENT)
+        net += amount
+        tax += (amount * _money(line.get("tax_rate", "0"), "tax_rate")).quantize(CENT)
+    return net, tax, net + tax
+
+
+def save_order(session: Session, order: dict[str, Any], instance_id: str | None) -> SalesOrder:
+    """Store (or update, for an edited order) the order document and its totals."""
+    net, tax, gross = order_totals(order["lines"])
+    row = session.get(SalesOrder, order["order_no"])
+    if row is None:
+        row = SalesOrder(order_no=order["order_no"], status="entered")
+        session.add(row)
+    row.customer_id = order["customer_id"]
+    row.currency = order.get("currency") or "CNY"
+    row.instance_id = instance_id or row.instance_id
+    row.order_date = date.fromisoformat(order["order_date"])
+    row.requested_ship_date = date.fromisoformat(
+        order.get("requested_ship_date") or order["order_date"]
+    )
+    row.lines = order["lines"]
+    row.net, row.tax, row.gross = net, tax, gross
+    session.flush()
+    return row
+
+
+def get_order(session: Session, order_no: str) -> SalesOrder:
+    row = session.get(SalesOrder, order_no)
+    if row is None:
+        raise SalesError(f"no sales order {order_no}")
+    return row
+
+
+def record_release(session: Session, order_no: str, kind: str, **values: Any) -> HoldRelease:
+    row = HoldRelease(order_no=order_no, kind=kind, **values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def releases(session: Session, order_no: str, kind: str | None = None) -> list[HoldRelease]:
+    stmt = select(HoldRelease).where(HoldRelease.order_no == order_no)
+    if kind is not None:
+        stmt = stmt.where(HoldRelease.kind == kind)
+    return list(session.scalars(stmt.order_by(HoldRelease.id)))
+
+
+# Receivables and payments ---------------------------------------------------------------
+
+
+def add_receivable(
+    session: Session,
+    *,
+    document_no: str,
+    customer_id: str,
+    currency: str,
+    amount: Decimal,
+    doc_date: date,
+    due_date: date,
+    open_amount: Decimal | None = None,
+    order_no: str | None = None,
+    source: str = "erp",
+) -> Receivable:
+    existing = session.scalar(select(Receivable).where(Receivable.document_no == document_no))
+    if existing is not None:
+        raise SalesError(f"receivable {document_no} already exists")
+    open_amount = amount if open_amount is None else open_amount
+    if amount <= 0 or not ZERO <= open_amount <= amount:
+        raise SalesError("amount must be positive and open_amount between 0 and amount")
+    row = Receivable(
+        document_no=document_no,
+        customer_id=customer_id,
+        currency=currency,
+        amount=amount,
+        open_amount=open_amount,
+        doc_date=doc_date,
+        due_date=due_date,
+        order_no=order_no,
+        source=source,
+        status="open" if open_amount > 0 else "paid",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_receivable(session: Session, document_no: str) -> Receivable:
+    row = session.scalar(select(Receivable).where(Receivable.document_no == document_no))
+    if row is None:
+        raise SalesError(f"no receivable {document_no}")
+    return row
+
+
+def apply_payment(
+    session: Session, document_no: str, amount: Decimal, paid_on: date, reference: str
+) -> tuple[Payment, bool]:
+    """Book a payment against an open item; (payment, False) when the reference is known."""
+    known = session.scalar(select(Payment).where(Payment.reference == reference))
+    if known is not None:
+        return known, False
+    item = get_receivable(session, document_no)
+    if amount <= 0:
+        raise SalesError("a payment amount must be positive")
+    if amount > item.open_amount:
+        raise SalesError(f"payment {amount} exceeds the open amount {item.open_amount}")
+    item.open_amount -= amount
+    if item.open_amount == 0:
+        item.status = "paid"
+    payment = Payment(receivable_id=item.id, reference=reference, amount=amount, paid_on=paid_on)
+    session.add(payment)
+    session.flush()
+    return payment, True
+
+
+def receivable_as_dict(row: Receivable) -> dict[str, Any]:
+    return {
+        "document_no": row.document_no,
+        "customer_id": row.customer_id,
+        "currency": row.currency,
+        "amount": str(row.amount),
+        "open_amount": str(row.open_amount),
+        "doc_date": row.doc_date.isoformat(),
+        "due_date": row.due_date.isoformat(),
+        "order_no": row.order_no,
+        "status": row.status,
+        "dunning_level": row.dunning_level,
+    }
+
+
+# Exposure ------------------------------------------------------------------------------
+
+
+@dataclass
+class Exposure:
+    open_orders: list[tuple[Decimal, date]] = field(default_factory=list)
+    open_deliveries: Decimal = ZERO
+    invoiced_unposted: Decimal = ZERO
+    open_items: list[tuple[Decimal, date]] = field(default_factory=list)
+    dunning_level: int = 0
+
+
+def open_exposure(
+    session: Session, customer_id: str, currency: str, exclude_order: str | None
+) -> Exposure:
+    """The four buckets of DOMAIN §1 for one customer and currency, without `exclude_order`."""
+    exposure = Exposure()
+    orders = session.execute(
+        select(
+            SalesOrder.order_no, SalesOrder.status, SalesOrder.gross, SalesOrder.requested_ship_date
+        )
+        .where(SalesOrder.customer_id == customer_id, SalesOrder.currency == currency)
+        .where(SalesOrder.status.in_((*OPEN_ORDER_STATUSES, "shipped")))
+    )
+    for order_no, status, gross, ship_date in orders:
+        if order_no == exclude_order:
+            continue
+        if status == "shipped":
+            exposure.open_deliveries += gross
+        else:
+            exposure.open_orders.append((gross, ship_date))
+    # Summed in Python: SQLite keeps money as text, and SUM would turn it into a float.
+    unposted = session.scalars(
+        select(Invoice.gross).where(
+            Invoice.customer_id == customer_id,
+            Invoice.currency == currency,
+            Invoice.posted.is_(False),
+        )
+    )
+    exposure.invoiced_unposted = sum(unposted, ZERO)
+    items = session.execute(
+        select(Receivable.open_amount, Receivable.due_date, Receivable.dunning_level).where(
+            Receivable.customer_id == customer_id,
+            Receivable.currency == currency,
+            Receivable.status == "open",
+        )
+    )
+    for open_amount, due, level in items:
+        exposure.open_items.append((open_amount, due))
+        exposure.dunning_level = max(exposure.dunning_level, level)
+    return exposure
+
+
+def due_date_for(invoice_date: date, payment_terms_days: int) -> date:
+    return invoice_date + timedelta(days=payment_terms_days)
