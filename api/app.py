@@ -34,6 +34,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     for module in (customers, receivables, lots, journal, traceability, outbox):
         app.register_blueprint(module.bp)
+    # Procure to pay: supplier master data and purchase-order views (issue 5).
+    from api import purchasing
+
+    app.register_blueprint(purchasing.suppliers_bp)
+    app.register_blueprint(purchasing.purchase_orders_bp)
     register_error_handlers(app)
     configure_logging(container.settings.log_level)
     register_secret(container.tokens.secret_key)

@@ -67,6 +67,9 @@ PERMISSIONS: dict[str, str | frozenset[str]] = {
     "rulesets.replay": frozenset({"analyst"}),
     "decisions.list_decisions": ANY,
     "decisions.get_decision": ANY,
+    "suppliers.put_supplier": frozenset({"erp_system"}),
+    "suppliers.get_supplier": ANY,
+    "purchase_orders.get_purchase_order": ANY,
     # Order to cash (issue 4): the ERP syncs master data; finance, credit and audit read.
     "customers.put_customer": frozenset({"erp_system"}),
     "customers.get_customer_view": O2C_READERS,
