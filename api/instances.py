@@ -23,6 +23,10 @@ def start(key: str):
     business_key = field(body, "business_key", str, required=False)
     variables = field(body, "variables", dict, required=False, default={})
     version = field(body, "version", int, required=False)
+    if version is not None and not 1 <= version <= 2**31 - 1:
+        raise BadRequest(
+            "'version' is out of range", [{"field": "version", "message": "must be 1 to 2^31-1"}]
+        )
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not 0 < len(idem) <= 200:
         raise BadRequest("Idempotency-Key must be 1 to 200 characters")

@@ -19,15 +19,22 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     public: bool = False,
     multipart: bool = False,
+    also: tuple[str, ...] = (),
+    limited: bool = False,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {
-        ok: {"description": "OK", "content": {"application/json": {"schema": OBJECT}}}
+        code: {"description": "OK", "content": {"application/json": {"schema": OBJECT}}}
+        for code in (ok, *also)
     }
     for code in ("400", "404", "409", "422"):
         responses[code] = PROBLEM
     if not public:
         responses["401"] = PROBLEM
         responses["403"] = PROBLEM
+    if body is not None:
+        responses["413"] = PROBLEM  # FLOWGATE_MAX_BODY_BYTES
+    if limited:
+        responses["429"] = PROBLEM  # per-key rate limit (api/guards.py)
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
         op["parameters"] = params
@@ -59,8 +66,15 @@ def openapi_document() -> dict[str, Any]:
         "properties": {
             "business_key": {"type": "string"},
             "variables": OBJECT,
-            "version": {"type": "integer"},
+            "version": {"type": "integer", "minimum": 1, "maximum": 2147483647},
         },
+    }
+    audit_export = _op(
+        "Audit events as JSON lines (auditor)", params=_query("from", "to", "entity")
+    )
+    audit_export["responses"]["200"] = {
+        "description": "One event per line",
+        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
     }
     message_body = {
         "type": "object",
@@ -96,7 +110,9 @@ def openapi_document() -> dict[str, Any]:
             "/readyz": {"get": _op("Readiness (database reachable)", public=True)},
             "/api/v1/definitions": {
                 "get": _op("List process keys and versions"),
-                "post": _op("Deploy .bpmn/.dmn files", "201", UPLOAD, multipart=True),
+                "post": _op(
+                    "Deploy .bpmn/.dmn files", "201", UPLOAD, multipart=True, also=("200",)
+                ),
             },
             "/api/v1/definitions/validate": {
                 "post": _op("Validate without deploying", body=UPLOAD, multipart=True)
@@ -118,6 +134,8 @@ def openapi_document() -> dict[str, Any]:
                             "schema": {"type": "string"},
                         },
                     ],
+                    also=("200",),
+                    limited=True,
                 )
             },
             "/api/v1/instances": {
@@ -132,7 +150,12 @@ def openapi_document() -> dict[str, Any]:
                 "post": _op("Retry an incident", params=[_path("id")])
             },
             "/api/v1/messages": {
-                "post": _op("Deliver or buffer an ERP message", body=message_body)
+                "post": _op(
+                    "Deliver or buffer an ERP message",
+                    body=message_body,
+                    also=("202",),
+                    limited=True,
+                )
             },
             "/api/v1/tasks": {
                 "get": _op(
@@ -280,5 +303,13 @@ def openapi_document() -> dict[str, Any]:
                     },
                 ),
             },
+            "/api/v1/audit": {
+                "get": _op(
+                    "Audit events in chain order (auditor)",
+                    params=_query("from", "to", "entity", "page", "page_size"),
+                )
+            },
+            "/api/v1/audit/export": {"get": audit_export},
+            "/api/v1/audit/verify": {"get": _op("Verify the audit hash chain (auditor)")},
         },
     }
