@@ -116,6 +116,9 @@ def bootstrap(
         message_ttl=timedelta(seconds=settings.message_ttl_seconds),
     )
     install_p2p(services, runtime.completion_guards)
+    from domain.o2c_handlers import n_eyes_guard
+
+    runtime.completion_guards.setdefault("n_eyes", n_eyes_guard)
     tokens = TokenService(_secret_key(settings), runtime.uow, settings.token_ttl_hours)
     return Container(settings, engine, runtime, tokens)
 

@@ -111,6 +111,14 @@ def _entries_of(session: Session, order_no: str) -> list[JournalEntry]:
     )
 
 
+def n_eyes_guard(execution: Any, row: Any, user: str, task_data: dict[str, Any]) -> None:
+    """Completion guard `n_eyes`: whoever approved the hold already may not approve again."""
+    from engine.errors import Forbidden
+
+    if user in (task_data.get("approvals") or []):
+        raise Forbidden(f"{user} already approved this hold; N-eyes needs a different approver")
+
+
 @dataclass
 class O2C:
     """The handlers, wired with the rules service and the account map (composition root)."""
@@ -452,6 +460,10 @@ class O2C:
         by_no = {int(line["line_no"]): line for line in order.lines}
         as_of = call.now.date()
         problems: list[str] = []
+        # A recorded shelf-life override covers the line's units too (the same hold).
+        overridden = {
+            r.line_no for r in sales.releases(call.session, order.order_no, "shelf_life_override")
+        }
         shipped = {int(x.get("line_no", 0)): x for x in message.get("lines") or []}
         if set(shipped) != set(by_no):
             problems.append(f"shipped lines {sorted(shipped)} are not the order's {sorted(by_no)}")
@@ -487,8 +499,13 @@ class O2C:
                         created_at=call.now,
                     )
                 )
-                if record["outcome"] in ("hold", "reject"):
-                    reasons = [f["reason"] for f in record["fired"] if f["outcome"] != "pass"]
+                reasons = [
+                    f["reason"]
+                    for f in record["fired"]
+                    if f["outcome"] in ("hold", "reject")
+                    and not (f["rule_id"] in SHELF_LIFE_RULES and line_no in overridden)
+                ]
+                if reasons:
                     problems.append(f"line {line_no} UDI {udi}: {'; '.join(reasons)}")
         call.session.flush()
         if problems:

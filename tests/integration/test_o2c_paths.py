@@ -72,3 +72,194 @@ def test_auto_release_ship_invoice_pay_in_two_parts_close(api: O2CApi) -> None:
     assert trace["orders"] == ["SO-1"] and trace["invoices"] == ["INV-SO-1"]
     assert {u["serial"] for u in trace["units"]} == {"S1", "S2"}
     assert api.ok("GET", "/customers/C1/credit", who="carol")["exposure"]["total"] == "0.00"
+
+
+def _waits(api: O2CApi, instance_id: str) -> list[str]:
+    return [w["name"] for w in api.instance(instance_id)["waiting_for"] if w["type"] == "message"]
+
+
+def _only_task(api: O2CApi, order_no: str, element_id: str) -> dict:
+    tasks = api.open_tasks(order_no)
+    assert [t["element_id"] for t in tasks] == [element_id], tasks
+    return tasks[0]
+
+
+def _ship_ok(
+    api: O2CApi, order_no: str, lot: str = "L1", qty: int = 2, expiry: str = "281231"
+) -> None:
+    units = [udi(lot, n, expiry) for n in range(1, qty + 1)]
+    response = api.ship(order_no, [{"line_no": 1, "qty": qty, "udis": units}])
+    assert response.status_code == 200, response.json
+
+
+def test_over_limit_is_held_until_the_credit_manager_approves_then_ships(api: O2CApi) -> None:
+    api.customer("C2", credit_limit="2000.00")
+    api.lot("L1")
+    started = api.start("SO-2", "C2", [line()])  # 2260.00 gross: 13 % over the limit
+    assert started["waiting_for"] == []
+    task = _only_task(api, "SO-2", "approve_credit")
+    assert task["candidate_groups"] == ["credit_manager"]
+    assert (
+        api.call(
+            "POST",
+            "/messages",
+            json={"name": "shipment_confirmed", "correlation_key": "SO-2", "payload": {}},
+        ).status_code
+        == 202
+    )
+    assert api.complete(task["id"], "quinn", approved=True, reason="x").status_code == 403
+    done = api.complete(task["id"], "carol", approved=True, reason="long-standing customer")
+    assert done.status_code == 200, done.json
+    _ship_ok(api, "SO-2")
+    holds = api.decisions(started["id"])
+    assert holds[0]["outcome"] == "hold" or any(d["outcome"] == "hold" for d in holds)
+    assert "order.credit_held" in api.outbox_events(started["id"])
+    assert_balanced(api, "SO-2")
+
+
+def test_large_overage_needs_two_different_approvers(api: O2CApi) -> None:
+    api.customer("C3", credit_limit="1000.00")
+    api.lot("L1")
+    started = api.start("SO-3", "C3", [line()])  # 126 % over: N-eyes
+    first = _only_task(api, "SO-3", "approve_credit")
+    assert api.complete(first["id"], "both", approved=True, reason="ok").status_code == 200
+    second = _only_task(api, "SO-3", "approve_credit_second")
+    assert second["candidate_groups"] == ["finance_director"]
+    refused = api.complete(second["id"], "both", approved=True, reason="me again")
+    assert refused.status_code == 403, refused.json
+    assert api.complete(second["id"], "frank", approved=True, reason="agreed").status_code == 200
+    assert api.instance(started["id"])["waiting_for"][0]["name"] == "shipment_confirmed"
+
+
+def test_over_limit_rejected_ends_the_order_and_tells_the_erp(api: O2CApi) -> None:
+    api.customer("C4", credit_limit="1000.00")
+    api.lot("L1")
+    started = api.start("SO-4", "C4", [line(qty=1)])
+    task = _only_task(api, "SO-4", "approve_credit")
+    assert api.complete(task["id"], "carol", approved=False, reason="no").status_code == 200
+    assert api.instance(started["id"])["status"] == "completed"
+    assert "order.rejected" in api.outbox_events(started["id"])
+    assert api.entries("SO-4") == []
+
+
+def test_grade_d_waits_for_prepayment(api: O2CApi) -> None:
+    api.customer("C5", grade="D")
+    api.lot("L1")
+    started = api.start("SO-5", "C5", [line(qty=1)])
+    assert [w["name"] for w in started["waiting_for"]] == ["prepayment_received"]
+    part = api.message("prepayment_received", "SO-5", {"amount": "500.00"})
+    assert part.status_code == 200
+    assert [w["name"] for w in api.instance(started["id"])["waiting_for"]] == [
+        "prepayment_received"
+    ]
+    api.message("prepayment_received", "SO-5", {"amount": "630.00"})
+    assert [w["name"] for w in api.instance(started["id"])["waiting_for"]] == ["shipment_confirmed"]
+
+
+def test_recalled_lot_rejects_the_line_and_nothing_can_ship_it(api: O2CApi) -> None:
+    api.customer("C6")
+    api.lot("LR", status="recalled")
+    started = api.start("SO-6", "C6", [line("LR")])
+    assert api.instance(started["id"])["status"] == "completed"
+    assert "order.rejected" in api.outbox_events(started["id"])
+    assert api.ship("SO-6", [{"line_no": 1, "qty": 2, "udis": []}]).status_code == 202
+    lifted = api.call(
+        "PUT", "/lots/06901234567892/LR", json={"expiry_date": "2028-12-31", "status": "released"}
+    )
+    assert lifted.status_code == 409
+    assert any(d["outcome"] == "reject" for d in api.decisions(started["id"]))
+    assert api.entries("SO-6") == []
+
+
+def test_quarantined_lot_ships_after_qa_releases_it(api: O2CApi) -> None:
+    api.customer("C7")
+    api.lot("LQ", status="quarantined")
+    started = api.start("SO-7", "C7", [line("LQ")])
+    task = _only_task(api, "SO-7", "qa_release_task")
+    assert task["candidate_groups"] == ["qa_manager"]
+    assert api.complete(task["id"], "sam", lot_released=True).status_code == 403
+    assert api.complete(task["id"], "quinn", lot_released=True, reason="CoA ok").status_code == 200
+    assert api.ok("GET", "/lots/06901234567892/LQ")["status"] == "released"
+    _ship_ok(api, "SO-7", "LQ")
+    assert [d["outcome"] for d in api.decisions(started["id"]) if d["ruleset_key"] == "shipment"][
+        :2
+    ] == ["hold", "pass"]
+    assert_balanced(api, "SO-7")
+
+
+def test_short_shelf_life_ships_with_a_sales_manager_override_and_its_reason(api: O2CApi) -> None:
+    api.customer("C8")
+    api.lot("LS", expiry="2027-02-28")  # about 97 days left, minimum 180
+    started = api.start("SO-8", "C8", [line("LS")])
+    task = _only_task(api, "SO-8", "override_task")
+    assert set(task["candidate_groups"]) == {"qa_manager", "sales_manager"}
+    missing = api.complete(task["id"], "sam", override=True)
+    assert missing.status_code == 422
+    ok = api.complete(task["id"], "sam", override=True, reason="customer uses it this month")
+    assert ok.status_code == 200, ok.json
+    _ship_ok(api, "SO-8", "LS", 2, expiry="270228")
+    with api.container.runtime.uow(write=False) as uow:
+        from domain.sales import releases
+
+        (release,) = releases(uow.session, "SO-8", "shelf_life_override")
+        assert (release.released_by, release.reason) == ("sam", "customer uses it this month")
+        assert release.rule_ids == ["shelf_life_below_minimum"]
+    assert "payment_received" in _waits(api, started["id"])
+
+
+def test_udi_check_digit_error_is_held_until_corrected_data_arrives(api: O2CApi) -> None:
+    api.customer("C9")
+    api.lot("L1")
+    started = api.start("SO-9", "C9", [line(qty=1)])
+    bad = udi("L1", 1, gtin="06901234567891")
+    held = api.ship("SO-9", [{"line_no": 1, "qty": 1, "udis": [bad]}])
+    assert held.status_code == 200
+    body = api.instance(started["id"])
+    assert [w["name"] for w in body["waiting_for"]] == ["shipment_confirmed"]
+    assert api.entries("SO-9") == []
+    _ship_ok(api, "SO-9", qty=1)
+    assert "payment_received" in _waits(api, started["id"])
+    outcomes = [
+        d["outcome"] for d in api.decisions(started["id"]) if d["ruleset_key"] == "shipment"
+    ]
+    assert "hold" in outcomes
+    assert_balanced(api, "SO-9")
+
+
+def test_cancellation_reverses_the_postings(api: O2CApi) -> None:
+    api.customer("C10")
+    api.lot("L1")
+    started = api.start("SO-10", "C10", [line()])
+    _ship_ok(api, "SO-10")
+    cancelled = api.message("order_cancelled", "SO-10", {"reason": "customer returned it"})
+    assert cancelled.status_code == 200, cancelled.json
+    entries = assert_balanced(api, "SO-10")
+    kinds = [e["kind"] for e in entries]
+    assert kinds == [
+        "goods_issue",
+        "customer_invoice",
+        "goods_issue.reversal",
+        "customer_invoice.reversal",
+    ]
+    net: dict[str, Decimal] = {}
+    for entry in entries:
+        for ln in entry["lines"]:
+            net[ln["account"]] = (
+                net.get(ln["account"], Decimal(0)) + Decimal(ln["debit"]) - Decimal(ln["credit"])
+            )
+    assert set(net.values()) == {Decimal(0)}
+    assert api.instance(started["id"])["status"] == "completed"
+    assert api.ok("GET", "/customers/C10/credit", who="carol")["exposure"]["total"] == "0.00"
+
+
+def test_order_edited_up_after_release_is_credit_checked_again(api: O2CApi) -> None:
+    api.customer("C11")
+    api.lot("LQ", status="quarantined")
+    started = api.start("SO-11", "C11", [line("LQ", qty=10)])
+    task = _only_task(api, "SO-11", "qa_release_task")
+    changed = api.message("order_changed", "SO-11", {"lines": [line("LQ", qty=11)]})  # +10 %
+    assert changed.status_code == 200, changed.json
+    assert api.complete(task["id"], "quinn", lot_released=True).status_code == 200
+    credit = [d for d in api.decisions(started["id"]) if d["ruleset_key"] == "credit"]
+    assert len(credit) == 2
+    assert [w["name"] for w in api.instance(started["id"])["waiting_for"]] == ["shipment_confirmed"]
