@@ -814,7 +814,8 @@ def sod_guard(execution: Any, row: HumanTask, user: str, task_data: Mapping[str,
     """
     session = execution.uow.session
     action = (row.properties or {}).get("sod_action", "approve_requisition")
-    delegator = getattr(row, "delegated_by", None)
+    # Whoever the task was put with (claimed, assigned or delegated) is the person acted for.
+    delegator = row.assignee or getattr(row, "delegated_by", None)
     facts: dict[str, Any] = {
         "action": action,
         "actor": user,

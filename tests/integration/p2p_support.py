@@ -144,9 +144,7 @@ class P2PApi:
             {
                 "invoice_no": invoice_no,
                 "invoice_date": (invoice_date or self.today).isoformat(),
-                "lines": [
-                    {"line_no": n, "qty": q, "unit_price": price} for n, q, price in lines
-                ],
+                "lines": [{"line_no": n, "qty": q, "unit_price": price} for n, q, price in lines],
                 "tax_amount": tax_amount,
                 "total": total,
                 "entered_by": entered_by,
@@ -168,7 +166,9 @@ class P2PApi:
 
     def complete(self, element_id: str, who: str, **variables: Any) -> Any:
         task = self.task(element_id)
-        return self.call("POST", f"/tasks/{task['id']}/complete", who, json={"variables": variables})
+        return self.call(
+            "POST", f"/tasks/{task['id']}/complete", who, json={"variables": variables}
+        )
 
     def done(self, element_id: str, who: str, **variables: Any) -> None:
         response = self.complete(element_id, who, **variables)

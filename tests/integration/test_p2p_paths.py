@@ -21,8 +21,18 @@ def api(container) -> P2PApi:
 
 
 def small_requisition(api: P2PApi, req_no: str = "PR-2001", qty: int = 100) -> None:
-    api.start(req_no, [{"line_no": 1, "sku": "SKU-1", "gtin": "06901234567892", "qty": qty,
-                        "unit_price": "35.00"}])
+    api.start(
+        req_no,
+        [
+            {
+                "line_no": 1,
+                "sku": "SKU-1",
+                "gtin": "06901234567892",
+                "qty": qty,
+                "unit_price": "35.00",
+            }
+        ],
+    )
 
 
 def test_requisition_under_ten_thousand_is_auto_approved_and_paid_on_the_discount_date(api):
@@ -46,15 +56,264 @@ def test_requisition_under_ten_thousand_is_auto_approved_and_paid_on_the_discoun
     assert api.instance()["status"] == "completed"
     assert api.journal() == [
         ("goods_receipt", {"1405": Decimal("3500.00"), "220202": Decimal("-3500.00")}),
-        ("vendor_invoice", {"220202": Decimal("3500.00"), "22210101": Decimal("455.00"),
-                            "2202": Decimal("-3955.00")}),
-        ("vendor_payment", {"2202": Decimal("3955.00"), "1002": Decimal("-3875.90"),
-                            "660302": Decimal("-79.10")}),
+        (
+            "vendor_invoice",
+            {
+                "220202": Decimal("3500.00"),
+                "22210101": Decimal("455.00"),
+                "2202": Decimal("-3955.00"),
+            },
+        ),
+        (
+            "vendor_payment",
+            {"2202": Decimal("3955.00"), "1002": Decimal("-3875.90"), "660302": Decimal("-79.10")},
+        ),
     ]
     assert [key for key, _ in api.decided()] == [
-        "procurement", "goods_receipt", "duplicate_invoice",
-        "three_way_match_line", "three_way_match", "payment_discount",
+        "procurement",
+        "goods_receipt",
+        "duplicate_invoice",
+        "three_way_match_line",
+        "three_way_match",
+        "payment_discount",
     ]
     assert api.event_types().count("journal.posted") == 3
     for event in ("lot.quarantined", "lot.released", "payment.requested"):
         assert event in api.event_types()
+
+
+def requisition(api: P2PApi, req_no: str, qty: int, price: str = "35.00", **variables) -> None:
+    line = {"line_no": 1, "sku": "SKU-1", "gtin": "06901234567892", "qty": qty, "unit_price": price}
+    api.start(req_no, [line], **variables)
+
+
+def received_and_released(api: P2PApi, qty: int) -> None:
+    api.receive("GR-1", (1, "L2301", qty, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+
+
+def test_three_tier_chain_is_approved_in_order_and_the_requester_gets_403(api):
+    requisition(api, "PR-3001", qty=20000)  # 700,000: dept manager, finance director, CFO
+    [chain] = [d for d in api.decisions() if d["ruleset_key"] == "procurement"]
+    assert chain["outcome"] == "hold"
+    assert api.task("approve_requisition")["candidate_groups"] == ["dept_manager"]
+
+    refused = api.complete("approve_requisition", "peter", decision="approve")
+    assert refused.status_code == 403
+    assert "peter requested this requisition" in refused.json["detail"]
+    api.done("approve_requisition", "dana", decision="approve")
+    assert api.task("approve_requisition")["candidate_groups"] == ["finance_director"]
+    again = api.complete("approve_requisition", "dana", decision="approve")
+    assert again.status_code == 403 and "already approved" in again.json["detail"]
+    api.done("approve_requisition", "frank", decision="approve")
+    assert "po.issued" not in api.event_types()
+    api.done("approve_requisition", "cfo", decision="approve", comment="capex plan")
+
+    [approved] = api.payloads("requisition.approved")
+    assert approved["approvers"] == ["dana", "frank", "cfo"]
+    assert approved["chain"] == ["dept_manager", "finance_director", "cfo"]
+    assert api.event_types().count("po.issued") == 1
+    assert api.purchase_order()["lines"][0]["qty"] == 20000
+    assert api.decided().count(("segregation_of_duties", "pass")) == 3
+    received_and_released(api, 20000)
+    assert api.journal() == [
+        ("goods_receipt", {"1405": Decimal("700000.00"), "220202": Decimal("-700000.00")})
+    ]
+
+
+def test_rejection_in_the_middle_of_the_chain_ends_the_requisition(api):
+    requisition(api, "PR-3002", qty=6000)  # 210,000: dept manager, then finance director
+    api.done("approve_requisition", "dora", decision="approve")
+    api.done("approve_requisition", "frank", decision="reject", comment="not budgeted")
+
+    assert api.instance()["status"] == "completed"
+    [rejected] = api.payloads("requisition.rejected")
+    assert rejected["rejected_by"] == "frank" and rejected["group"] == "finance_director"
+    assert "po.issued" not in api.event_types()
+    assert "requisition.approved" not in api.event_types()
+    assert api.journal() == []
+    assert api.decided() == [("procurement", "hold")] + [("segregation_of_duties", "pass")] * 2
+
+
+def test_short_dated_lot_is_rejected_back_to_the_vendor_at_receipt(api):
+    small_requisition(api, "PR-4001")
+    short = api.today + timedelta(days=200)  # the PO minimum is 365 days (ruleset default)
+    api.receive("GR-1", (1, "L-SHORT", 100, short))
+
+    [receipt] = api.purchase_order()["receipts"]
+    assert receipt["status"] == "rejected" and "under the PO minimum of 365" in receipt["reason"]
+    assert api.decided()[-1] == ("goods_receipt", "reject")
+    [returned] = api.payloads("lot.rejected")
+    assert returned["lot"] == "L-SHORT"
+    assert "lot.quarantined" not in api.event_types()
+    assert api.open_tasks() == [] and api.journal() == []
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_goods"]
+
+    api.receive("GR-2", (1, "L-GOOD", 100, LONG_DATED))
+    assert api.task("incoming_inspection")["candidate_groups"] == ["qa_manager"]
+    assert len(api.journal()) == 1
+
+
+def test_partial_receipt_waits_for_the_rest_before_the_invoice(api):
+    small_requisition(api, "PR-4002")
+    api.receive("GR-1", (1, "L1", 60, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_goods"]
+    assert api.purchase_order()["lines"][0]["qty_received"] == 60
+
+    api.receive("GR-2", (1, "L2", 40, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_invoice"]
+    assert api.purchase_order()["lines"][0]["qty_received"] == 100
+    assert api.journal() == [
+        ("goods_receipt", {"1405": Decimal("2100.00"), "220202": Decimal("-2100.00")}),
+        ("goods_receipt", {"1405": Decimal("1400.00"), "220202": Decimal("-1400.00")}),
+    ]
+    assert api.event_types().count("lot.quarantined") == 2
+    assert api.event_types().count("lot.released") == 2
+    assert api.decided().count(("goods_receipt", "pass")) == 2
+
+
+def test_inspection_fail_returns_the_lot_to_the_vendor(api):
+    from domain.inventory import get_lot
+
+    small_requisition(api, "PR-4003")
+    api.receive("GR-1", (1, "L-BAD", 100, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="fail", comment="seal broken")
+
+    [receipt] = api.purchase_order()["receipts"]
+    assert receipt["status"] == "returned" and receipt["reason"] == "seal broken"
+    with api.container.runtime.uow(write=False) as uow:
+        lot = get_lot(uow.session, "06901234567892", "L-BAD")
+        assert lot.status == "returned" and lot.qty_on_hand == 0
+    [returned] = api.payloads("lot.returned")
+    assert returned["reason"] == "seal broken"
+    assert "lot.released" not in api.event_types()
+    assert api.journal() == [
+        ("goods_receipt", {"1405": Decimal("3500.00"), "220202": Decimal("-3500.00")}),
+        ("goods_return", {"220202": Decimal("3500.00"), "1405": Decimal("-3500.00")}),
+    ]
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_goods"]
+
+
+def test_price_variance_blocks_payment_until_the_ap_manager_accepts_it(api):
+    requisition(api, "PR-5001", qty=200)  # 7,000 at 35.00
+    received_and_released(api, 200)
+    api.invoice("INV-5001", [(1, 200, "45.00")], tax_amount="1170.00", total="10170.00")
+
+    [blocked] = api.payloads("invoice.blocked")
+    assert blocked["variance"] == "2000.00" and any("45.00" in r for r in blocked["reasons"])
+    assert ("three_way_match_line", "hold") in api.decided()
+    assert "payment.requested" not in api.event_types()
+    assert api.journal()[-1] == (
+        "vendor_invoice",
+        {
+            "220202": Decimal("7000.00"),
+            "640102": Decimal("2000.00"),
+            "22210101": Decimal("1170.00"),
+            "2202": Decimal("-10170.00"),
+        },
+    )
+    refused = api.complete("resolve_exception", "amy", resolution="accept")
+    assert refused.status_code == 403 and "amy entered this invoice" in refused.json["detail"]
+
+    api.done("resolve_exception", "alex", resolution="accept", comment="price rise agreed")
+    assert ("invoice_exception", "hold") in api.decided()  # 2,000 is over the AP manager limit
+    assert "invoice.released" not in api.event_types()
+    assert api.task("approve_variance")["candidate_groups"] == ["ap_manager"]
+    api.done("approve_variance", "mark", decision="approve")
+
+    [released] = api.payloads("invoice.released")
+    assert released["released_by"] == "mark"
+    [request] = api.payloads("payment.requested")
+    assert request["amount"] == "9966.60"  # 2 % of 10,170.00 taken on the discount date
+    api.message(
+        "payment_executed",
+        {"invoice_no": "INV-5001", "amount": "9966.60", "paid_on": request["pay_on"]},
+    )
+    assert api.instance()["status"] == "completed"
+    assert api.journal()[-1] == (
+        "vendor_payment",
+        {"2202": Decimal("10170.00"), "1002": Decimal("-9966.60"), "660302": Decimal("-203.40")},
+    )
+
+
+def test_over_billed_quantity_asks_for_a_credit_note_and_matches_the_corrected_invoice(api):
+    small_requisition(api, "PR-5002")
+    received_and_released(api, 100)
+    api.invoice("INV-5002", [(1, 110, "35.00")], tax_amount="500.50", total="4350.50")
+    assert "invoice.blocked" in api.event_types()
+    api.done("resolve_exception", "alex", resolution="credit_note", comment="110 billed, 100 came")
+
+    assert "invoice.credit_note_requested" in api.event_types()
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_invoice"]
+    api.invoice("INV-5002-C", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
+    assert "payment.requested" in api.event_types()
+    kinds = [kind for kind, _ in api.journal()]
+    assert kinds == ["goods_receipt", "vendor_invoice", "vendor_invoice.reversal", "vendor_invoice"]
+    ledger: dict[str, Decimal] = {}
+    for _, amounts in api.journal():
+        for account, amount in amounts.items():
+            ledger[account] = ledger.get(account, Decimal(0)) + amount
+    assert ledger["220202"] == 0 and ledger["2202"] == Decimal("-3955.00")
+    invoices = {i["invoice_no"]: i["status"] for i in api.purchase_order()["invoices"]}
+    assert invoices == {"INV-5002": "superseded", "INV-5002-C": "posted"}
+    assert api.decided().count(("three_way_match", "hold")) == 1
+    assert api.decided().count(("three_way_match", "pass")) == 1
+
+
+def test_duplicate_invoice_with_other_case_and_zeros_is_caught_across_the_year_end(api):
+    small_requisition(api, "PR-6001")
+    received_and_released(api, 100)
+    api.invoice(
+        "INV-0042",
+        [(1, 100, "35.00")],
+        tax_amount="455.00",
+        total="3955.00",
+        invoice_date=date(2025, 12, 30),
+    )
+    first = api.instance_id
+
+    small_requisition(api, "PR-6002", qty=50)
+    received_and_released(api, 50)
+    api.invoice(
+        "inv-00042",
+        [(1, 50, "35.00")],
+        tax_amount="227.50",
+        total="1977.50",
+        invoice_date=date(2026, 1, 2),
+    )
+    assert api.instance_id != first
+    assert api.decided()[-1] == ("duplicate_invoice", "hold")
+    review = api.task("review_duplicate")
+    assert review["candidate_groups"] == ["ap_manager"]
+    assert api.purchase_order()["invoices"][0]["status"] == "duplicate_hold"
+    api.done("review_duplicate", "mark", verdict="duplicate")
+
+    assert api.purchase_order()["invoices"][0]["status"] == "rejected"
+    assert "invoice.rejected" in api.event_types()
+    assert [kind for kind, _ in api.journal()] == ["goods_receipt"]
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_invoice"]
+
+
+def test_blocked_supplier_is_never_paid(api):
+    from engine.scheduler import sweep_timers
+
+    requisition(api, "PR-7001", qty=100, payment_recheck_after="PT0.1S")
+    received_and_released(api, 100)
+    api.supplier(blocked=True)
+    api.invoice("INV-7001", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
+    assert ("three_way_match", "hold") in api.decided()
+    # Even when AP clears the invoice itself, the supplier block keeps the money in the bank.
+    api.done("resolve_exception", "alex", resolution="accept")
+    assert "invoice.released" in api.event_types()
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_recheck"]
+
+    api.clock.advance(days=11)
+    import time
+
+    time.sleep(0.2)
+    assert sweep_timers(api.container.runtime) == 1
+    assert "payment.requested" not in api.event_types()
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_recheck"]
+    assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
