@@ -38,6 +38,7 @@ class Container:
     def start_scheduler(self) -> None:
         if self.scheduler is None:
             self.scheduler = Scheduler(self.runtime, self.settings.tick_seconds)
+            _schedule_dunning(self)
             self.scheduler.start()
 
     def close(self) -> None:
@@ -172,4 +173,32 @@ def seed_demo(container: Container) -> dict[str, str]:
         "".join(f"{user.upper()}_TOKEN={token}\n" for user, token in tokens.items())
     )
     container.demo_tokens = tokens
+    _seed_o2c(container)
     return tokens
+
+
+def _seed_o2c(container: Container) -> None:
+    """O2C demo customers and lots (README, order to cash): each hold can be seen."""
+    from domain.o2c_handlers import seed_o2c_demo
+
+    with container.runtime.uow() as uow:
+        seed_o2c_demo(uow.session, container.runtime.clock().date())
+        uow.commit()
+
+
+def _schedule_dunning(container: Container) -> None:
+    """The dunning sweep (DOMAIN §1) on the scheduler, every minute, on the runtime's clock."""
+    from domain.o2c_handlers import sweep_dunning
+
+    rules = getattr(container.runtime.rules, "rules", None)
+    if rules is None or container.scheduler is None:
+        return
+    # The Scheduler has no public way to add a job; it wraps one APScheduler instance.
+    container.scheduler._scheduler.add_job(
+        container.scheduler._guarded("dunning", lambda: sweep_dunning(container.runtime, rules)),
+        "interval",
+        seconds=60,
+        id="dunning",
+        max_instances=1,
+        coalesce=True,
+    )

@@ -30,6 +30,7 @@ from domain.journal import AccountMap, Line, entry_as_dict, post, reverse
 from domain.records import JournalEntry, JournalLine
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
+from rules.escalation import decide_dunning
 from rules.shipment import (
     CustomerStanding,
     LotRecord,
@@ -736,3 +737,118 @@ class O2C:
             key = f"{call.task_id}:journal.posted:{entry.id}"
             call.execution.emit("journal.posted", entry_as_dict(entry), key=key)
         return {"cancelled": True}
+
+
+def sweep_dunning(runtime: Any, rules: RulesService) -> int:
+    """Raise dunning levels of overdue items as of the runtime's clock (DOMAIN §1).
+
+    Runs on the scheduler tick. Each raised level is a `dunning.level_changed` outbox event,
+    and for a flowgate invoice a `dunning_escalated` message to its O2C instance, whose model
+    opens the collections task when the `dunning` rules say so. The clock is the runtime's,
+    so a test (or a replay) moves time by injecting it.
+    """
+    from engine.runtime.commands import SYSTEM, deliver_message
+    from engine.store.tables import OutboxMessage
+
+    now = runtime.clock()
+    as_of = now.date()
+    messages: list[tuple[str, dict[str, Any], str]] = []
+    with runtime.uow() as uow:
+        items = uow.session.scalars(
+            select(sales.Receivable)
+            .where(sales.Receivable.status == "open", sales.Receivable.due_date < as_of)
+            .order_by(sales.Receivable.id)
+        ).all()
+        for item in items:
+            step = decide_dunning(rules, (as_of - item.due_date).days, as_of)
+            if step.level <= item.dunning_level:
+                continue
+            previous, item.dunning_level = item.dunning_level, step.level
+            order = uow.session.get(sales.SalesOrder, item.order_no) if item.order_no else None
+            payload = {
+                "document_no": item.document_no,
+                "customer_id": item.customer_id,
+                "order_no": item.order_no,
+                "previous_level": previous,
+                "level": step.level,
+                "open_amount": str(item.open_amount),
+                "days_past_due": (as_of - item.due_date).days,
+                "collections_task": step.collections_task,
+            }
+            key = f"dunning:{item.document_no}:{step.level}"
+            uow.session.add(
+                OutboxMessage(
+                    idempotency_key=key,
+                    event_type="dunning.level_changed",
+                    instance_id=order.instance_id if order else None,
+                    payload=payload,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+            if order is not None and order.instance_id:
+                messages.append((order.order_no, payload, key))
+        uow.commit()
+    for order_no, payload, key in messages:
+        deliver_message(runtime, "dunning_escalated", order_no, payload, key, SYSTEM)
+    return len(messages)
+
+
+def seed_o2c_demo(session: Session, today: date) -> None:
+    """Demo master data (README): one customer and lot per hold a newcomer should see."""
+    from datetime import timedelta
+
+    from domain.customers import upsert_customer
+    from domain.inventory import upsert_lot
+
+    if session.get(Customer, "C001") is not None:
+        return
+    far, gtin = today + timedelta(days=3 * 365), "06901234567892"
+    customers = {
+        "C001": {"name": "Grade A Hospital", "credit_limit": Decimal("500000.00"), "grade": "A"},
+        "C002": {
+            "name": "Near-limit Distributor",
+            "credit_limit": Decimal("60000.00"),
+            "grade": "B",
+        },
+        "C003": {
+            "name": "Expired Licence Clinic",
+            "credit_limit": Decimal("100000.00"),
+            "grade": "B",
+            "license_expires_on": today - timedelta(days=10),
+        },
+    }
+    for cid, values in customers.items():
+        upsert_customer(
+            session,
+            cid,
+            {"currency": "CNY", "payment_terms_days": 60, "license_expires_on": far, **values},
+        )
+    # C002: close to its limit, with an item 90 days past due.
+    sales.add_receivable(
+        session,
+        document_no="AR-C002-OLD",
+        customer_id="C002",
+        currency="CNY",
+        amount=Decimal("55000.00"),
+        doc_date=today - timedelta(days=150),
+        due_date=today - timedelta(days=90),
+    )
+    lots = {
+        "L2301": ("released", far),
+        "L2302": ("released", today + timedelta(days=90)),  # short shelf life
+        "L2303": ("quarantined", far),
+        "L2304": ("recalled", far),
+    }
+    for lot, (status, expiry) in lots.items():
+        upsert_lot(
+            session,
+            gtin,
+            lot,
+            expiry_date=expiry,
+            status=status,
+            unit_cost=Decimal("650.00"),
+            qty_on_hand=500,
+            actor="demo",
+            reason="demo seed",
+        )

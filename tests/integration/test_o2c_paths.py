@@ -263,3 +263,37 @@ def test_order_edited_up_after_release_is_credit_checked_again(api: O2CApi) -> N
     credit = [d for d in api.decisions(started["id"]) if d["ruleset_key"] == "credit"]
     assert len(credit) == 2
     assert [w["name"] for w in api.instance(started["id"])["waiting_for"]] == ["shipment_confirmed"]
+
+
+def test_late_payment_raises_dunning_levels_and_opens_a_collections_task(api: O2CApi) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from domain.o2c_handlers import sweep_dunning
+
+    rt = api.container.runtime
+    rules = rt.rules.rules  # type: ignore[attr-defined]
+    api.customer("C12", payment_terms_days=30)
+    api.lot("L1")
+    started = api.start("SO-12", "C12", [line()])
+    _ship_ok(api, "SO-12")
+    invoiced = datetime.now(UTC)
+    levels = []
+    for days in (30 + 7, 30 + 21, 30 + 35, 30 + 60):
+        rt.clock = lambda d=days: invoiced + timedelta(days=d)
+        assert sweep_dunning(rt, rules) == 1
+        assert sweep_dunning(rt, rules) == 0  # a level is raised once
+        credit = api.ok("GET", "/customers/C12/credit", who="carol")
+        levels.append(credit["dunning_level"])
+    assert levels == [1, 2, 3, 4]
+    task = _only_task(api, "SO-12", "collections_task")
+    assert task["candidate_groups"] == ["collections"]
+    events = api.outbox_events(started["id"])
+    assert events.count("dunning.level_changed") == 4
+    paid = api.message(
+        "payment_received",
+        "SO-12",
+        {"invoice_no": "INV-SO-12", "amount": "2260.00", "paid_on": "2027-03-01"},
+    )
+    assert paid.json["instance_status"] == "completed", paid.json
+    assert api.open_tasks("SO-12") == []
+    assert_balanced(api, "SO-12")
