@@ -25,7 +25,9 @@ def test_idle_approval_escalates_to_the_next_tier(container):
     assert sweep_timers(api.container.runtime) == 1
 
     escalation = [d for d in api.decisions() if d["ruleset_key"] == "escalation"]
-    assert [d["outcome"] for d in escalation] == ["hold"]
+    # A slow sweep may see the cycle due twice; the ladder only climbs once per level.
+    assert escalation[0]["outcome"] == "hold"
+    assert {d["outcome"] for d in escalation[1:]} <= {"pass"}
     [escalated] = api.payloads("approval.escalated")
     assert escalated["to"] == "finance_director" and escalated["task_id"] == task["id"]
     assert "approval.reminded" in api.event_types()
