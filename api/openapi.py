@@ -311,5 +311,37 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/v1/audit/export": {"get": audit_export},
             "/api/v1/audit/verify": {"get": _op("Verify the audit hash chain (auditor)")},
+            # Procure to pay (issue 5).
+            "/api/v1/suppliers/{id}": {
+                "put": _op(
+                    "Supplier master data from the ERP (201 when new)",
+                    body={
+                        "type": "object",
+                        "required": ["name", "blocked", "bank_account_trusted"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "blocked": {"type": "boolean"},
+                            "bank_account_trusted": {"type": "boolean"},
+                            "payment_terms": {
+                                "type": "object",
+                                "properties": {
+                                    "net_days": {"type": "integer"},
+                                    "discount_pct": {"type": "string"},
+                                    "discount_days": {"type": "integer"},
+                                },
+                            },
+                        },
+                    },
+                    params=[_path("id")],
+                    also=("201",),
+                ),
+                "get": _op("One supplier", params=[_path("id")]),
+            },
+            "/api/v1/purchase-orders/{po_no}": {
+                "get": _op(
+                    "A purchase order with received lots and vendor invoices",
+                    params=[_path("po_no")],
+                )
+            },
         },
     }
