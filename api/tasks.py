@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, request
-from sqlalchemy import Select, and_, func, or_, select, union
+from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from api.errors import BadRequest
@@ -30,6 +31,12 @@ SORTS = {
     "created_at": (HumanTask.created_at.asc(),),
     "-created_at": (HumanTask.created_at.desc(),),
     "escalation": (HumanTask.escalation_level.desc(), HumanTask.due_at.asc().nulls_last()),
+}
+ENTRY_SORTS = {
+    "due_at": lambda e: e.c.due_at.asc().nulls_last(),
+    "-due_at": lambda e: e.c.due_at.desc().nulls_last(),
+    "created_at": lambda e: e.c.created_at.asc(),
+    "-created_at": lambda e: e.c.created_at.desc(),
 }
 
 
@@ -70,31 +77,38 @@ def task_view(row: HumanTask) -> dict[str, Any]:
     }
 
 
-def _offered(who: Actor, scope: str, status: str) -> Select[Any]:
-    """Task ids offered to this person's name or groups, read from the candidate index alone."""
-    offer = "open" if status == "open" else status
-    by_group = and_(
-        TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(who.groups | who.roles))
-    )
-    by_user = and_(TaskCandidate.kind == "user", TaskCandidate.name == who.user)
-    return select(TaskCandidate.task_id).where(
-        TaskCandidate.status == offer, by_group if scope == "group" else or_(by_group, by_user)
-    )
+def _entries(who: Actor, scope: str, status: str, overdue_at: datetime | None) -> Any:
+    """(task_id, due_at, created_at) of every task in this inbox, from covering indexes only.
 
-
-def visible_ids(who: Actor, scope: str, status: str) -> Select[Any] | None:
-    """The ids of the tasks in this inbox; None when the scope is every task."""
+    Held tasks come from the assignee index, offered ones from the candidate index (whose
+    `open` rows are the unheld ones), closed ones also from the completed-by index; the union
+    removes a task offered both by name and by group. None when the scope is every task.
+    """
     if scope == "all" and who.roles & SEE_ALL:
         return None
-    if scope == "group":
-        return _offered(who, scope, status)
-    held = select(HumanTask.id).where(HumanTask.assignee == who.user, HumanTask.status == status)
-    if status == "open":
-        return union(held, _offered(who, scope, status))
-    done = select(HumanTask.id).where(
-        HumanTask.completed_by == who.user, HumanTask.status == status
-    )
-    return union(held, done)
+    parts = []
+    if scope == "group" or status == "open":
+        by_group = and_(
+            TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(who.groups | who.roles))
+        )
+        by_user = and_(TaskCandidate.kind == "user", TaskCandidate.name == who.user)
+        offered = select(TaskCandidate.task_id, TaskCandidate.due_at, TaskCandidate.created_at)
+        offered = offered.where(
+            TaskCandidate.status == status,
+            by_group if scope == "group" else or_(by_group, by_user),
+        )
+        if overdue_at is not None:
+            offered = offered.where(TaskCandidate.due_at < overdue_at)
+        parts.append(offered)
+    if scope != "group":
+        people = [HumanTask.assignee] + ([HumanTask.completed_by] if status != "open" else [])
+        for column in people:
+            mine = select(HumanTask.id.label("task_id"), HumanTask.due_at, HumanTask.created_at)
+            mine = mine.where(column == who.user, HumanTask.status == status)
+            if overdue_at is not None:
+                mine = mine.where(HumanTask.due_at < overdue_at)
+            parts.append(mine)
+    return union(*parts).subquery("inbox") if len(parts) > 1 else parts[0].subquery("inbox")
 
 
 def _choice(name: str, allowed: set[str], default: str) -> str:
@@ -118,41 +132,59 @@ def list_tasks():
     filters = {
         n: request.args[n] for n in ("process_key", "business_key", "state") if n in request.args
     }
-    stmt = inbox_query(actor(), scope, status, filters, rt.clock() if overdue else None)
+    query = InboxQuery(actor(), scope, status, filters, sort, rt.clock() if overdue else None)
     with rt.uow(write=False) as uow:
-        total, rows = inbox_page(uow.session, stmt, sort, page, size)
+        total, rows = inbox_page(uow.session, query, page, size)
         items = [task_view(r) for r in rows]
     pages = (total + size - 1) // size
     return {"items": items, "total": total, "page": page, "page_size": size, "pages": pages}
 
 
-def inbox_query(
-    who: Actor,
-    scope: str,
-    status: str,
-    filters: dict[str, str],
-    overdue_at: datetime | None = None,
-) -> Select[Any]:
-    """The tasks of one inbox; `bench/bench_inbox.py` times exactly this statement."""
-    stmt = select(HumanTask).where(HumanTask.status == status)
-    ids = visible_ids(who, scope, status)
-    if ids is not None:
-        stmt = stmt.where(HumanTask.id.in_(ids))
-    for name, value in filters.items():
-        if value:
-            stmt = stmt.where(getattr(HumanTask, name) == value)
-    if overdue_at is not None:
-        stmt = stmt.where(HumanTask.due_at < overdue_at)
-    return stmt
+@dataclass(frozen=True)
+class InboxQuery:
+    """One `GET /tasks`; `bench/bench_inbox.py` times exactly this."""
+
+    who: Actor
+    scope: str
+    status: str
+    filters: dict[str, str]
+    sort: str = "created_at"
+    overdue_at: datetime | None = None
 
 
 def inbox_page(
-    session: Session, stmt: Select[Any], sort: str, page: int, size: int
+    session: Session, query: InboxQuery, page: int, size: int
 ) -> tuple[int, list[HumanTask]]:
-    """The total count and one page, in a stable order."""
+    """The total count and one page, in a stable order (the sort key, then the id)."""
+    entries = _entries(query.who, query.scope, query.status, query.overdue_at)
+    filters = {k: v for k, v in query.filters.items() if v}
+    offset = (page - 1) * size
+    if entries is not None and not filters and query.sort in ENTRY_SORTS:
+        # The fast path: count and order the inbox's index entries; read only the page's rows.
+        total = session.execute(select(func.count()).select_from(entries)).scalar_one()
+        ids = list(
+            session.execute(
+                select(entries.c.task_id)
+                .order_by(ENTRY_SORTS[query.sort](entries), entries.c.task_id)
+                .offset(offset)
+                .limit(size)
+            ).scalars()
+        )
+        found = {
+            r.id: r
+            for r in session.execute(select(HumanTask).where(HumanTask.id.in_(ids))).scalars()
+        }
+        return total, [found[i] for i in ids if i in found]
+    stmt = select(HumanTask).where(HumanTask.status == query.status)
+    if entries is not None:
+        stmt = stmt.where(HumanTask.id.in_(select(entries.c.task_id)))
+    for name, value in filters.items():
+        stmt = stmt.where(getattr(HumanTask, name) == value)
+    if query.overdue_at is not None:
+        stmt = stmt.where(HumanTask.due_at < query.overdue_at)
     total = session.execute(stmt.with_only_columns(func.count()).order_by(None)).scalar_one()
     rows = session.execute(
-        stmt.order_by(*SORTS[sort], HumanTask.id).offset((page - 1) * size).limit(size)
+        stmt.order_by(*SORTS[query.sort], HumanTask.id).offset(offset).limit(size)
     ).scalars()
     return total, list(rows)
 

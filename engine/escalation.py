@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.runtime.inbox import history, notify, offer_status, sync_offer
+from engine.runtime.inbox import candidate, history, notify, sync_offer
 from engine.store.tables import (
     DecisionRecord,
     HumanTask,
@@ -89,13 +89,13 @@ def _add_candidate(session: Session, row: HumanTask, kind: str, name: str) -> No
     names = list(getattr(row, column) or [])
     if name not in names:
         setattr(row, column, [*names, name])
-        session.add(TaskCandidate(task_id=row.id, kind=kind, name=name, status=offer_status(row)))
+        session.add(candidate(row, kind, name))
 
 
 def _reassign(session: Session, row: HumanTask, kind: str, name: str) -> None:
     session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == row.id))
     row.candidate_users, row.candidate_groups = ([name], []) if kind == "user" else ([], [name])
-    session.add(TaskCandidate(task_id=row.id, kind=kind, name=name, status="open"))
+    session.add(candidate(row, kind, name))
     row.assignee = name if kind == "user" else None
     row.claimed_by = row.claimed_at = None
     row.delegated_to = row.delegated_by = row.delegation_id = None

@@ -159,6 +159,17 @@ def offer_status(row: HumanTask) -> str:
     return "assigned" if row.assignee else "open"
 
 
+def candidate(row: HumanTask, kind: str, name: str) -> TaskCandidate:
+    return TaskCandidate(
+        task_id=row.id,
+        kind=kind,
+        name=name,
+        status=offer_status(row),
+        due_at=row.due_at,
+        created_at=row.created_at,
+    )
+
+
 def sync_offer(session: Session, row: HumanTask) -> None:
     """Keep candidate rows in step, so a group inbox is read from one index alone."""
     session.execute(

@@ -22,7 +22,7 @@ from engine.escalation import first_check_at, sla_business_days
 from engine.runtime import inbox
 from engine.runtime.execution import Execution
 from engine.sandbox import evaluate_expression
-from engine.store.tables import HumanTask, MessageSubscription, TaskCandidate, Timer
+from engine.store.tables import HumanTask, MessageSubscription, Timer
 
 
 def resolve(value: str | None, data: dict[str, Any]) -> Any:
@@ -131,10 +131,9 @@ def _sync_tasks(ex: Execution) -> None:
         row = new_human_task(ex, task)
         session.add(row)
         session.flush()
-        offer = inbox.offer_status(row)
         session.add_all(
             [
-                TaskCandidate(task_id=row.id, kind=kind, name=name, status=offer)
+                inbox.candidate(row, kind, name)
                 for kind, names in (("group", row.candidate_groups), ("user", row.candidate_users))
                 for name in names
             ]

@@ -76,13 +76,14 @@ class Instance(Base):
 class HumanTask(Base):
     __tablename__ = "human_task"
     __table_args__ = (
-        Index("ix_task_assignee_status_due", "assignee", "status", "due_at"),
+        # Covering (id last), so an inbox is read from indexes and only its page from rows.
+        Index("ix_task_assignee_status_due", "assignee", "status", "due_at", "created_at", "id"),
         Index("ix_task_status_created", "status", "created_at"),
         Index("ix_task_instance", "instance_id"),
         Index("ix_task_business_key", "business_key"),
         # Inbox (issue 6): "all open, by due date", "what I completed", the escalation sweep.
         Index("ix_task_status_due", "status", "due_at"),
-        Index("ix_task_completed_by", "completed_by", "status"),
+        Index("ix_task_completed_by", "completed_by", "status", "due_at", "created_at", "id"),
         Index("ix_task_escalation_check", "escalation_check_at"),
     )
 
@@ -120,11 +121,15 @@ class HumanTask(Base):
 class TaskCandidate(Base):
     """One row per candidate group or user, so an inbox query is an index lookup.
 
-    `status` mirrors the task's, so a group's open inbox never visits its closed history.
+    `status` is `open` only while the task is offered and unheld, so a group's inbox never
+    visits claimed or closed tasks; the task's sort keys are copied here so that a whole inbox
+    is counted and ordered from this one covering index.
     """
 
     __tablename__ = "task_candidate"
-    __table_args__ = (Index("ix_candidate_inbox", "kind", "name", "status", "task_id"),)
+    __table_args__ = (
+        Index("ix_candidate_inbox", "kind", "name", "status", "due_at", "created_at", "task_id"),
+    )
 
     task_id: Mapped[str] = mapped_column(
         ForeignKey("human_task.id", ondelete="CASCADE"), primary_key=True
@@ -132,6 +137,8 @@ class TaskCandidate(Base):
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    due_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime | None] = mapped_column()
 
 
 class TaskComment(Base):

@@ -32,7 +32,17 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("escalation_check_at", UTC, nullable=True))
         batch_op.create_index("ix_task_status_due", ["status", "due_at"], unique=False)
-        batch_op.create_index("ix_task_completed_by", ["completed_by", "status"], unique=False)
+        batch_op.create_index(
+            "ix_task_completed_by",
+            ["completed_by", "status", "due_at", "created_at", "id"],
+            unique=False,
+        )
+        batch_op.drop_index("ix_task_assignee_status_due")
+        batch_op.create_index(
+            "ix_task_assignee_status_due",
+            ["assignee", "status", "due_at", "created_at", "id"],
+            unique=False,
+        )
         batch_op.create_index("ix_task_escalation_check", ["escalation_check_at"], unique=False)
     # Tasks closed before this revision keep their final state.
     op.execute("UPDATE human_task SET state = status WHERE status <> 'open'")
@@ -41,9 +51,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("status", sa.String(length=20), nullable=False, server_default="open")
         )
+        batch_op.add_column(sa.Column("due_at", UTC, nullable=True))
+        batch_op.add_column(sa.Column("created_at", UTC, nullable=True))
         batch_op.drop_index("ix_candidate_lookup")
         batch_op.create_index(
-            "ix_candidate_inbox", ["kind", "name", "status", "task_id"], unique=False
+            "ix_candidate_inbox",
+            ["kind", "name", "status", "due_at", "created_at", "task_id"],
+            unique=False,
         )
     # `open` means offered and unheld; a held or closed task leaves the group inboxes.
     op.execute(
@@ -51,6 +65,11 @@ def upgrade() -> None:
         " WHEN h.assignee IS NOT NULL THEN 'assigned' ELSE 'open' END FROM human_task h"
         " WHERE h.id = task_candidate.task_id)"
     )
+    for column in ("due_at", "created_at"):
+        op.execute(
+            f"UPDATE task_candidate SET {column} = (SELECT h.{column} FROM human_task h"
+            " WHERE h.id = task_candidate.task_id)"
+        )
 
     op.create_table(
         "task_comment",
@@ -109,10 +128,15 @@ def downgrade() -> None:
     with op.batch_alter_table("task_candidate", schema=None) as batch_op:
         batch_op.drop_index("ix_candidate_inbox")
         batch_op.create_index("ix_candidate_lookup", ["kind", "name", "task_id"], unique=False)
-        batch_op.drop_column("status")
+        for name in ("created_at", "due_at", "status"):
+            batch_op.drop_column(name)
     with op.batch_alter_table("human_task", schema=None) as batch_op:
         batch_op.drop_index("ix_task_escalation_check")
         batch_op.drop_index("ix_task_completed_by")
+        batch_op.drop_index("ix_task_assignee_status_due")
+        batch_op.create_index(
+            "ix_task_assignee_status_due", ["assignee", "status", "due_at"], unique=False
+        )
         batch_op.drop_index("ix_task_status_due")
         for name in (
             "escalation_check_at",
