@@ -814,12 +814,12 @@ def sod_guard(execution: Any, row: HumanTask, user: str, task_data: Mapping[str,
     """
     session = execution.uow.session
     action = (row.properties or {}).get("sod_action", "approve_requisition")
-    # Whoever the task was put with (claimed, assigned or delegated) is the person acted for.
-    delegator = row.assignee or getattr(row, "delegated_by", None)
+    # Whoever handed the task on, or holds it, is the person acted for (DOMAIN §4 delegation).
+    acted_for = [p for p in (getattr(row, "delegated_by", None), row.assignee) if p and p != user]
     facts: dict[str, Any] = {
         "action": action,
         "actor": user,
-        "on_behalf_of": delegator if delegator and delegator != user else None,
+        "on_behalf_of": acted_for[0] if acted_for else None,
     }
     if action == "approve_requisition":
         requisition = session.scalar(

@@ -317,3 +317,22 @@ def test_blocked_supplier_is_never_paid(api):
     assert "payment.requested" not in api.event_types()
     assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_recheck"]
     assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
+
+
+def test_segregation_of_duties_still_applies_to_a_delegate(api):
+    requisition(api, "PR-3003", qty=6000)  # dept manager, then finance director
+    api.done("approve_requisition", "dora", decision="approve")
+    window = {
+        "valid_from": (api.clock.now - timedelta(days=1)).isoformat(),
+        "valid_to": (api.clock.now + timedelta(days=14)).isoformat(),
+    }
+    api.ok("POST", "/delegations", who="frank", json={"delegate": "peter", **window})
+    task = api.task("approve_requisition")
+    api.ok("POST", f"/tasks/{task['id']}/claim", who="frank")
+    api.ok("POST", f"/tasks/{task['id']}/delegate", who="frank", json={"user": "peter"})
+
+    refused = api.complete("approve_requisition", "peter", decision="approve")
+    assert refused.status_code == 403
+    assert "peter (for frank) requested this requisition" in refused.json["detail"]
+    assert "po.issued" not in api.event_types()
+    assert api.journal() == []
