@@ -25,6 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.definitions.catalog import DefinitionCatalog
 from engine.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound
 from engine.runtime import inbox
+from engine.runtime.context import executing
 from engine.runtime.execution import DecisionMaker, Execution, Incident, NoRules
 from engine.runtime.forms import validate_form
 from engine.runtime.projection import clear_projections, sync_projections
@@ -465,7 +466,11 @@ def fire_timer(rt: Runtime, timer_id: int) -> bool:
             uow.commit()
             return False
         ex.record("timer_fired", timer.element_id, due_at=timer.due_at)
-        ex.workflow.refresh_timers()
+        # SpiffWorkflow fires a timer only strictly after its due time, while the row is due at
+        # `due_at <= now`; an injected clock often stands exactly on the due time.
+        ex.now = max(ex.now, timer.due_at + timedelta(microseconds=1))
+        with executing(ex):
+            ex.workflow.refresh_timers()
         incident = ex.run_steps()
         _save(rt, ex, incident)
         try:

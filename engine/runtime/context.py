@@ -27,6 +27,10 @@ def current_execution() -> Execution:
     return execution
 
 
+def current_execution_or_none() -> Execution | None:
+    return _current.get()
+
+
 @contextmanager
 def executing(execution: Execution) -> Iterator[Execution]:
     token = _current.set(execution)

@@ -17,6 +17,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.definitions.task_specs import ExternalServiceTask, RulesetTask
 from engine.errors import BusinessError
+from engine.runtime import clock  # noqa: F401 - SpiffWorkflow timers follow the runtime clock
 from engine.runtime.context import executing
 from engine.runtime.state import to_json_safe
 from engine.services import ServiceCall, ServiceRegistry

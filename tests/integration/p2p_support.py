@@ -192,6 +192,14 @@ class P2PApi:
             ).all()
             return [(row.event_type, row.payload) for row in rows]
 
+    def wait_for_payment_date(self) -> None:
+        """Move the clock to the instance's waiting timer (the payment date) and fire it."""
+        from engine.scheduler import sweep_timers
+
+        [due] = [w["due_at"] for w in self.instance()["waiting_for"] if w["type"] == "timer"]
+        self.clock.now = max(self.clock.now, datetime.fromisoformat(due))
+        assert sweep_timers(self.container.runtime) == 1
+
     def event_types(self) -> list[str]:
         return [name for name, _ in self.events()]
 
@@ -237,8 +245,7 @@ USERS = {
 
 
 def make_api(container: Container, start: datetime | None = None) -> P2PApi:
-    # Ten days back by default: SpiffWorkflow compares timer dates with the wall clock, so a
-    # payment date ten days after an invoice received "today" on this clock is already due.
+    # Timers follow this clock (engine/runtime/clock.py): tests move it to fire them.
     clock = Clock(start or datetime.now(UTC) - timedelta(days=10))
     container.runtime.clock = clock
     with container.runtime.uow() as uow:

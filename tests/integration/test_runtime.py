@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -217,6 +218,25 @@ def test_approval_timer_fires_and_cancels_the_task(rt):
 
     body = start(rt, approval_timeout="PT0.2S")
     time.sleep(0.4)
+    assert sweep_timers(rt) == 1
+    with rt.uow(write=False) as uow:
+        assert uow.session.get(Instance, body["id"]).status == "completed"
+    assert "task_cancelled" in history(rt, body["id"])
+
+
+def test_boundary_timer_follows_the_runtime_clock_not_the_wall_clock(rt):
+    """A two-day escalation fires when the injected clock says two days passed, not before."""
+    from engine.scheduler import sweep_timers
+
+    start_at = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    rt.clock = lambda: start_at
+    body = start(rt, approval_timeout="P2D")
+    timer = next(w for w in body["waiting_for"] if w["type"] == "timer")
+    assert timer["due_at"].startswith("2026-11-25T09:00:00")
+
+    rt.clock = lambda: start_at + timedelta(days=1, hours=23)
+    assert sweep_timers(rt) == 0
+    rt.clock = lambda: start_at + timedelta(days=2)
     assert sweep_timers(rt) == 1
     with rt.uow(write=False) as uow:
         assert uow.session.get(Instance, body["id"]).status == "completed"
