@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, request
-from sqlalchemy import and_, func, or_, select, union
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select, union, union_all
+from sqlalchemy.orm import Session, aliased
 
 from api.errors import BadRequest
 from api.masking import masked
@@ -80,35 +80,39 @@ def task_view(row: HumanTask) -> dict[str, Any]:
 def _entries(who: Actor, scope: str, status: str, overdue_at: datetime | None) -> Any:
     """(task_id, due_at, created_at) of every task in this inbox, from covering indexes only.
 
-    Held tasks come from the assignee index, offered ones from the candidate index (whose
-    `open` rows are the unheld ones), closed ones also from the completed-by index; the union
-    removes a task offered both by name and by group. None when the scope is every task.
+    Offered tasks come from the candidate index, held ones from the assignee index, closed ones
+    also from the completed-by index. None when the scope is every task.
     """
     if scope == "all" and who.roles & SEE_ALL:
         return None
-    parts = []
-    if scope == "group" or status == "open":
-        by_group = and_(
-            TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(who.groups | who.roles))
-        )
-        by_user = and_(TaskCandidate.kind == "user", TaskCandidate.name == who.user)
-        offered = select(TaskCandidate.task_id, TaskCandidate.due_at, TaskCandidate.created_at)
-        offered = offered.where(
-            TaskCandidate.status == status,
-            by_group if scope == "group" else or_(by_group, by_user),
-        )
-        if overdue_at is not None:
-            offered = offered.where(TaskCandidate.due_at < overdue_at)
-        parts.append(offered)
-    if scope != "group":
-        people = [HumanTask.assignee] + ([HumanTask.completed_by] if status != "open" else [])
-        for column in people:
-            mine = select(HumanTask.id.label("task_id"), HumanTask.due_at, HumanTask.created_at)
-            mine = mine.where(column == who.user, HumanTask.status == status)
-            if overdue_at is not None:
-                mine = mine.where(HumanTask.due_at < overdue_at)
-            parts.append(mine)
-    return union(*parts).subquery("inbox") if len(parts) > 1 else parts[0].subquery("inbox")
+
+    def due(stmt: Any, column: Any) -> Any:
+        return stmt if overdue_at is None else stmt.where(column < overdue_at)
+
+    groups = sorted(who.groups | who.roles)
+    offered = select(TaskCandidate.task_id, TaskCandidate.due_at, TaskCandidate.created_at)
+    offered = due(offered.where(TaskCandidate.status == status), TaskCandidate.due_at)
+    by_group = offered.where(TaskCandidate.kind == "group", TaskCandidate.name.in_(groups))
+    if scope == "group":
+        return by_group.subquery("inbox")
+    by_me = select(HumanTask.id.label("task_id"), HumanTask.due_at, HumanTask.created_at)
+    by_me = due(by_me.where(HumanTask.status == status), HumanTask.due_at)
+    held = by_me.where(HumanTask.assignee == who.user)
+    if status != "open":
+        return union(held, by_me.where(HumanTask.completed_by == who.user)).subquery("inbox")
+    also_group = aliased(TaskCandidate)
+    by_name = offered.where(
+        TaskCandidate.kind == "user",
+        TaskCandidate.name == who.user,
+        ~exists().where(
+            also_group.task_id == TaskCandidate.task_id,
+            also_group.kind == "group",
+            also_group.name.in_(groups),
+        ),
+    )
+    # Disjoint parts, so no de-duplication pass: an `open` candidate row is an unheld task, and
+    # a task offered both by name and to one of the groups is counted with the group.
+    return union_all(by_group, by_name, held).subquery("inbox")
 
 
 def _choice(name: str, allowed: set[str], default: str) -> str:

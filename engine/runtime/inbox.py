@@ -255,6 +255,9 @@ def unclaim(rt: Runtime, task_id: str, actor: Actor) -> HumanTask:
             if is_candidate(row, actor):
                 raise Conflict(f"task {task_id} is claimed by {row.assignee}")
             raise Forbidden(f"{actor.user} is not a candidate for task {task_id}")
+        if row.claimed_by is None and not (row.candidate_users or row.candidate_groups):
+            # The model named this person alone; releasing it would offer it to everyone.
+            raise Conflict(f"task {task_id} was assigned by the model and has no candidates")
         released = row.assignee
         row.assignee = row.claimed_by = row.claimed_at = None
         row.delegated_to = row.delegated_by = row.delegation_id = None

@@ -289,6 +289,7 @@ def test_expression_assignee_resolves_from_process_data(inbox):
     mine = inbox.call("GET", "/tasks?scope=mine", "dave").json
     assert [t["id"] for t in mine["items"]] == [task_id]
     assert inbox.call("POST", f"/tasks/{task_id}/claim", "sam").status_code == 403
+    assert inbox.call("POST", f"/tasks/{task_id}/unclaim", "dave").status_code == 409
     assert inbox.call("POST", f"/tasks/{task_id}/complete", "dave", {}).status_code == 200
 
 
@@ -410,3 +411,11 @@ def test_two_candidates_claiming_at_once_one_wins_the_other_gets_409(inbox):
         )
     assert codes == [200, 409]
     assert [h[0] for h in inbox.history(task_id)].count("task_claimed") == 1
+
+
+def test_task_offered_by_name_and_by_group_counts_once(inbox):
+    task_id = inbox.start("PR-9", **purchase(backup_user="carol"))
+    mine = inbox.call("GET", "/tasks?scope=mine", "carol").json
+    assert (mine["total"], [t["id"] for t in mine["items"]]) == (1, [task_id])
+    due_sorted = inbox.call("GET", "/tasks?scope=mine&sort=due_at", "carol").json
+    assert due_sorted["total"] == 1
