@@ -37,7 +37,12 @@ class Container:
 
     def start_scheduler(self) -> None:
         if self.scheduler is None:
-            self.scheduler = Scheduler(self.runtime, self.settings.tick_seconds)
+            self.scheduler = Scheduler(
+                self.runtime,
+                self.settings.tick_seconds,
+                outbox_dead_after=self.settings.outbox_dead_after,
+                outbox_backoff_seconds=self.settings.outbox_backoff_seconds,
+            )
             _schedule_dunning(self)
             self.scheduler.start()
 

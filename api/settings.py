@@ -51,6 +51,10 @@ class Settings:
     unmasked_roles: tuple[str, ...] = ("admin", "auditor")
     rate_limit_per_minute: int = 600
     max_json_depth: int = 32
+    # Outbox to the ERP: the n-th failed delivery waits backoff * 2**n; the dead_after-th
+    # failure dead-letters the row.
+    outbox_backoff_seconds: float = 1.0
+    outbox_dead_after: int = 8
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -82,6 +86,8 @@ class Settings:
             "unmasked_roles": _names(env.get("FLOWGATE_UNMASKED_ROLES", "admin,auditor")),
             "rate_limit_per_minute": int(env.get("FLOWGATE_RATE_LIMIT_PER_MINUTE", "600")),
             "max_json_depth": int(env.get("FLOWGATE_MAX_JSON_DEPTH", "32")),
+            "outbox_backoff_seconds": float(env.get("FLOWGATE_OUTBOX_BACKOFF_SECONDS", "1")),
+            "outbox_dead_after": int(env.get("FLOWGATE_OUTBOX_DEAD_AFTER", "8")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

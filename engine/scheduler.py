@@ -90,9 +90,17 @@ def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> None:
 
 
 def dispatch_outbox(
-    rt: Runtime, sender: Sender = post_to_webhooks, batch: int = 50, dead_after: int = 8
+    rt: Runtime,
+    sender: Sender = post_to_webhooks,
+    batch: int = 50,
+    dead_after: int = 8,
+    backoff_seconds: float = 1.0,
 ) -> int:
-    """Send pending outbox rows at least once; back off exponentially, then dead-letter."""
+    """Send pending outbox rows at least once; back off exponentially, then dead-letter.
+
+    The n-th failed try waits `backoff_seconds * 2**n` before the next; the `dead_after`-th
+    failed try dead-letters the row (GET /outbox?status=dead).
+    """
     sent = 0
     with rt.uow() as uow:
         now = rt.clock()
@@ -124,7 +132,7 @@ def dispatch_outbox(
                 if row.attempts >= dead_after:
                     row.status = "dead"
                 else:
-                    row.next_attempt_at = now + timedelta(seconds=2**row.attempts)
+                    row.next_attempt_at = now + timedelta(seconds=backoff_seconds * 2**row.attempts)
         uow.commit()
     return sent
 
@@ -132,12 +140,25 @@ def dispatch_outbox(
 class Scheduler:
     """APScheduler wiring: one interval job per sweep, never overlapping itself."""
 
-    def __init__(self, rt: Runtime, tick_seconds: float = 1.0, sender: Sender = post_to_webhooks):
+    def __init__(
+        self,
+        rt: Runtime,
+        tick_seconds: float = 1.0,
+        sender: Sender = post_to_webhooks,
+        outbox_dead_after: int = 8,
+        outbox_backoff_seconds: float = 1.0,
+    ):
         self.rt = rt
         self._scheduler = BackgroundScheduler(timezone="UTC")
+
+        def outbox() -> int:
+            return dispatch_outbox(
+                rt, sender, dead_after=outbox_dead_after, backoff_seconds=outbox_backoff_seconds
+            )
+
         jobs: list[tuple[str, Callable[[], Any], float]] = [
             ("timers", lambda: sweep_timers(rt), tick_seconds),
-            ("outbox", lambda: dispatch_outbox(rt, sender), tick_seconds),
+            ("outbox", outbox, tick_seconds),
             ("message-buffer", lambda: sweep_buffer(rt), 60.0),
         ]
         rules = getattr(rt.rules, "rules", None)
