@@ -5,7 +5,8 @@ Each runs inside the engine command's transaction: it reads and writes the O2C r
 gateways look at. No threshold lives here: checks come from the `credit`, `shipment` and
 `dunning` rulesets and their parameters; who may release a hold comes from the rules' `emit`.
 
-Topics: o2c.register_order, credit.gather, credit.route, credit.approval, o2c.release_order,
+Topics: o2c.register_order, credit.gather, credit.route, credit.approval, credit.escalate,
+o2c.release_order,
 o2c.prepayment, shipment.facts, shipment.collect, shipment.qa_release, shipment.override,
 credit.recheck, shipment.request, shipment.udi_check, o2c.goods_issue, o2c.invoice,
 o2c.payment, o2c.collections, o2c.close, o2c.reject, o2c.apply_change, o2c.cancel.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from domain.journal import AccountMap, Line, entry_as_dict, post, reverse
 from domain.records import JournalEntry, JournalLine
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
-from rules.escalation import decide_dunning
+from rules.escalation import ESCALATION_KEY, decide_dunning
 from rules.shipment import (
     CustomerStanding,
     LotRecord,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from rules.service import RulesService
 
 ZERO = Decimal("0.00")
+APPROVAL_TASK = "approve_credit"
 SHELF_LIFE_RULES = ("shelf_life_below_minimum", "shelf_life_below_agreed_minimum")
 
 
@@ -133,6 +135,7 @@ class O2C:
             "credit.gather": self.credit_gather,
             "credit.route": self.credit_route,
             "credit.approval": self.credit_approval,
+            "credit.escalate": self.credit_escalate,
             "o2c.release_order": self.release_order,
             "o2c.prepayment": self.prepayment,
             "shipment.facts": self.shipment_facts,
@@ -208,8 +211,57 @@ class O2C:
         if outputs.get("n_eyes"):
             out["approvals_needed"] = 2
             out["second_approver_group"] = outputs.get("second_approver", "finance_director")
+        out["credit_escalation_cycle"] = self._escalation_cycle(call)
         self._held(call, order, decision)
         return out
+
+    def _escalation_cycle(self, call: ServiceCall) -> str:
+        """The approval's idle timer: one look a day until the `escalation` ruleset's top rung.
+
+        The approval task's `sla` property (business days) times `p_notify_owner_at`, counted
+        over weekends and `p_holidays`, gives the calendar days the timer has to keep looking;
+        the rungs themselves are the ruleset's to decide on each look (credit_escalate).
+        """
+        from engine.escalation import parse_sla
+
+        properties = call.execution.elements.get(APPROVAL_TASK, {}).get("properties", {})
+        sla = parse_sla(properties.get("sla"))
+        if sla is None:
+            raise ValueError(f"the model's {APPROVAL_TASK} needs an 'sla' property")
+        as_of = call.now.date()
+        _, parameters = self.rules.parameters(ESCALATION_KEY, as_of)
+        holidays = frozenset(parameters["p_holidays"])
+        business_days, day = sla * int(parameters["p_notify_owner_at"]), as_of
+        while business_days > 0:
+            day += timedelta(days=1)
+            if day.weekday() < 5 and day not in holidays:
+                business_days -= 1
+        return f"R{(day - as_of).days}/P1D"
+
+    def credit_escalate(self, call: ServiceCall) -> dict[str, Any]:
+        """The credit hold's daily look: take the rungs the `escalation` ruleset says are due.
+
+        Reminding, adding the task's `escalate_to` as a candidate and notifying the owner each
+        write a `task.escalated` outbox row, a task_escalation row and the decision record. The
+        engine's escalation sweep shares escalate_task, so whichever comes first takes a rung
+        and the other finds it taken (the row lock orders them).
+        """
+        from engine.escalation import escalate_task
+        from engine.store.tables import HumanTask
+
+        row = call.session.scalar(
+            select(HumanTask)
+            .where(
+                HumanTask.instance_id == call.instance_id,
+                HumanTask.element_id == APPROVAL_TASK,
+                HumanTask.status == "open",
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if row is not None:
+            escalate_task(call.session, self.rules, row, call.now, "add_candidates")
+        return {}
 
     def _held(self, call: ServiceCall, order: sales.SalesOrder, decision: dict[str, Any]) -> None:
         call.emit(

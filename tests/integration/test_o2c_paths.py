@@ -96,7 +96,8 @@ def test_over_limit_is_held_until_the_credit_manager_approves_then_ships(api: O2
     api.customer("C2", credit_limit="2000.00")
     api.lot("L1")
     started = api.start("SO-2", "C2", [line()])  # 2260.00 gross: 13 % over the limit
-    assert started["waiting_for"] == []
+    # Only the hold's escalation timer waits; no message is expected yet.
+    assert [w["element_id"] for w in started["waiting_for"]] == ["credit_approval_idle"]
     task = _only_task(api, "SO-2", "approve_credit")
     assert task["candidate_groups"] == ["credit_manager"]
     assert (
