@@ -192,3 +192,30 @@ def test_scheduler_runs_the_escalation_job_when_rules_are_wired(rt):
 )
 def test_sla_is_read_in_business_days(text, days):
     assert parse_sla(text) == days
+
+
+def test_task_events_reach_a_webhook_subscribed_to_them_with_a_deep_link(rt, clock, container):
+    from engine.scheduler import dispatch_outbox
+    from engine.store.tables import Webhook
+    from tests.integration.conftest import CAROL
+
+    with rt.uow() as uow:
+        uow.session.add(
+            Webhook(
+                url="http://127.0.0.1:9/hook",
+                events=["task.created", "task.escalated", "task.completed"],
+                secret="s",
+            )
+        )
+        uow.commit()
+    task_id = start(rt)
+    at(clock, MONDAY + timedelta(hours=20))
+    sweep_escalations(rt, rt.rules.rules)
+    commands.complete_task(rt, task_id, {"decision": "approve"}, CAROL)
+    delivered: list[tuple[str, dict[str, Any]]] = []
+    dispatch_outbox(
+        rt, lambda message, hooks: delivered.append((message.event_type, message.payload))
+    )
+    events = [(kind, body["link"]) for kind, body in delivered if body.get("task_id") == task_id]
+    link = f"/api/v1/tasks/{task_id}"
+    assert events == [("task.created", link), ("task.escalated", link), ("task.completed", link)]
