@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app.register_blueprint(purchasing.suppliers_bp)
     app.register_blueprint(purchasing.purchase_orders_bp)
+    from api import users
+
+    app.register_blueprint(users.bp)
     register_error_handlers(app)
     configure_logging(container.settings.log_level)
     register_secret(container.tokens.secret_key)

@@ -337,6 +337,24 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "get": _op("One supplier", params=[_path("id")]),
             },
+            "/api/v1/users/{id}/delegations": {
+                "post": _op(
+                    "Delegate an approver's tasks for a date range (segregation of duties holds)",
+                    "201",
+                    {
+                        "type": "object",
+                        "required": ["delegate", "from", "to"],
+                        "properties": {
+                            "delegate": {"type": "string"},
+                            "from": {"type": "string"},
+                            "to": {"type": "string"},
+                            "process_key": {"type": "string"},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                    params=[_path("id")],
+                )
+            },
             "/api/v1/purchase-orders/{po_no}": {
                 "get": _op(
                     "A purchase order with received lots and vendor invoices",

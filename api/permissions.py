@@ -70,6 +70,8 @@ PERMISSIONS: dict[str, str | frozenset[str]] = {
     "suppliers.put_supplier": frozenset({"erp_system"}),
     "suppliers.get_supplier": ANY,
     "purchase_orders.get_purchase_order": ANY,
+    # An approver delegates their own tasks (an admin may for anyone; engine check).
+    "users.create_user_delegation": APPROVERS,
     # Order to cash (issue 4): the ERP syncs master data; finance, credit and audit read.
     "customers.put_customer": frozenset({"erp_system"}),
     "customers.get_customer_view": O2C_READERS,

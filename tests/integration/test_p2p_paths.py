@@ -325,11 +325,14 @@ def test_blocked_supplier_is_never_paid(api):
 def test_segregation_of_duties_still_applies_to_a_delegate(api):
     requisition(api, "PR-3003", qty=6000)  # dept manager, then finance director
     api.done("approve_requisition", "dora", decision="approve")
-    window = {
-        "valid_from": (api.clock.now - timedelta(days=1)).isoformat(),
-        "valid_to": (api.clock.now + timedelta(days=14)).isoformat(),
+    vacation = {
+        "delegate": "peter",
+        "from": (api.today - timedelta(days=1)).isoformat(),
+        "to": (api.today + timedelta(days=14)).isoformat(),
     }
-    api.ok("POST", "/delegations", who="frank", json={"delegate": "peter", **window})
+    bad = api.call("POST", "/users/frank/delegations", who="frank", json={**vacation, "to": "x"})
+    assert bad.status_code == 400 and bad.json["errors"][0]["field"] == "to"
+    api.ok("POST", "/users/frank/delegations", who="frank", json=vacation)
     task = api.task("approve_requisition")
     api.ok("POST", f"/tasks/{task['id']}/claim", who="frank")
     api.ok("POST", f"/tasks/{task['id']}/delegate", who="frank", json={"user": "peter"})

@@ -1,0 +1,50 @@
+"""Approver delegation for a date range (issue 5): `POST /users/{id}/delegations
+{delegate, from, to}`. A thin form of `POST /delegations` (issue 6) for the approver named in the
+path; the delegate inherits the approver's tasks in the window, and segregation of duties still
+applies to them (`domain/p2p_handlers.sod_guard`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from flask import Blueprint
+
+from api.errors import BadRequest
+from api.requests import actor, field, json_body, runtime
+from api.tasks import delegation_view
+from engine.runtime import inbox
+
+bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
+
+
+def _bound(body: dict[str, Any], name: str, end: bool) -> datetime:
+    """An ISO datetime with a zone, or a date: `from` starts that day, `to` includes it (UTC)."""
+    text = field(body, name, str)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
+            return datetime.combine(day, time.min, UTC)
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        message = "must be an ISO date or an ISO datetime with a time zone"
+        raise BadRequest(f"'{name}' {message}", [{"field": name, "message": message}])
+    return value
+
+
+@bp.post("/<user_id>/delegations")
+def create_user_delegation(user_id: str):
+    body = json_body()
+    grant = inbox.add_delegation(
+        runtime(),
+        actor(),
+        field(body, "delegate", str),
+        _bound(body, "from", end=False),
+        _bound(body, "to", end=True),
+        delegator=user_id,
+        process_key=field(body, "process_key", str, required=False),
+        reason=field(body, "reason", str, required=False),
+    )
+    return delegation_view(grant), 201
