@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import bench_engine, bench_rules
+from bench import bench_engine, bench_o2c, bench_rules
 
 
 def main(argv: list[str]) -> None:
@@ -16,6 +16,10 @@ def main(argv: list[str]) -> None:
         print()
     print("== engine ==")
     bench_engine.main(engine_args)
+    if not engine_only:
+        print()
+        print("== order to cash straight through (W3) ==")
+        bench_o2c.main([])
 
 
 if __name__ == "__main__":
