@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from domain.inventory import fefo_lots
 from tests.integration.p2p_support import P2PApi, make_api
 
 LONG_DATED = date(2028, 12, 31)
@@ -43,6 +44,9 @@ def test_requisition_under_ten_thousand_is_auto_approved_and_paid_on_the_discoun
     assert api.purchase_order()["receipts"][0]["status"] == "quarantined"
     api.done("incoming_inspection", "quinn", result="pass")
     assert api.purchase_order()["receipts"][0]["status"] == "released"
+    with api.container.runtime.uow(write=False) as uow:  # what the O2C shipment check reads
+        [lot] = fefo_lots(uow.session, "06901234567892", api.today, 365)
+        assert (lot.lot, lot.status, lot.qty_on_hand) == ("L2301", "released", 100)
 
     api.invoice("INV-1", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
     discount_date = (api.today + timedelta(days=10)).isoformat()  # 2/10 net 30
