@@ -261,7 +261,6 @@ def issue_purchase_order(call: ServiceCall) -> dict[str, Any]:
     payload = call.variables["requisition"]
     requisition = call.session.get(p2p.Requisition, call.variables["req_no"])
     lines = p2p.parse_requisition_lines(payload.get("lines"))
-    requisition.status = "approved"
     approvers = p2p.approvers_so_far(call.session, requisition.req_no)
     _emit(
         call,
@@ -281,7 +280,29 @@ def issue_purchase_order(call: ServiceCall) -> dict[str, Any]:
         min_shelf_life_days=int(min_shelf_life),
         now=call.now,
     )
-    _emit(call, "po.issued", p2p.purchase_order_as_dict(call.session, po))
+    # Built from what is in hand: a new PO has no receipts or invoices to read back.
+    _emit(
+        call,
+        "po.issued",
+        {
+            "po_no": po.po_no,
+            "req_no": po.req_no,
+            "supplier_id": po.supplier_id,
+            "currency": po.currency,
+            "cost_center": po.cost_center,
+            "min_shelf_life_days": po.min_shelf_life_days,
+            "lines": [
+                {
+                    "line_no": line.line_no,
+                    "sku": line.sku,
+                    "gtin": line.gtin,
+                    "qty": line.qty,
+                    "unit_price": str(line.unit_price),
+                }
+                for line in lines
+            ],
+        },
+    )
     return {"po_no": po_no, "po_fully_received": False}
 
 
