@@ -120,7 +120,7 @@ def _escalate_to(
 
 
 def _apply(
-    session: Session, row: HumanTask, rule: FiredRule, level: int, mode: str, now: datetime
+    session: Session, row: HumanTask, rule: FiredRule, mode: str, now: datetime
 ) -> tuple[str, str | None]:
     """Carry out one rung; return (action, who it went to)."""
     if rule.emit.get("escalate"):
@@ -179,7 +179,7 @@ def escalate_task(
     task_mode = task_mode if task_mode in MODES else mode
     for rule in rungs:
         level = int(rule.emit["level"])
-        action, target = _apply(session, row, rule, level, task_mode, now)
+        action, target = _apply(session, row, rule, task_mode, now)
         session.add(
             TaskEscalation(
                 task_id=row.id,
@@ -221,13 +221,10 @@ def escalate_task(
     return len(rungs)
 
 
-def sweep_escalations(
-    rt: Runtime, rules: RulesService, mode: str = "add_candidates", batch: int = 100
-) -> int:
-    """Escalate every open task whose next rung may be due; return the rungs taken here."""
-    if mode not in MODES:
-        raise ValueError(f"escalation mode must be one of {MODES}")
-    now = rt.clock()
+def _sweep_batch(
+    rt: Runtime, rules: RulesService, mode: str, batch: int, now: datetime
+) -> tuple[int, int]:
+    """One transaction over up to `batch` due tasks; return (tasks looked at, rungs taken)."""
     with rt.uow() as uow:
         rows = (
             uow.session.execute(
@@ -242,13 +239,35 @@ def sweep_escalations(
             .scalars()
             .all()
         )
-        taken = 0
-        for row in rows:
-            taken += escalate_task(uow.session, rules, row, now, mode)
+        taken = sum(escalate_task(uow.session, rules, row, now, mode) for row in rows)
         try:
             uow.commit()
         except IntegrityError:
             # Another scheduler took a rung first (the unique key caught it): nothing is lost.
             log.info("escalation sweep lost a race; the other scheduler escalated")
-            return 0
-        return taken
+            return 0, 0
+        return len(rows), taken
+
+
+def sweep_escalations(
+    rt: Runtime,
+    rules: RulesService,
+    mode: str = "add_candidates",
+    batch: int = 100,
+    max_batches: int = 50,
+) -> int:
+    """Escalate every open task whose next rung may be due; return the rungs taken here.
+
+    Each looked-at task moves its next check into the future, so batches never see it again
+    in this sweep; short transactions keep completions from waiting on a long sweep.
+    """
+    if mode not in MODES:
+        raise ValueError(f"escalation mode must be one of {MODES}")
+    now = rt.clock()
+    taken = 0
+    for _ in range(max_batches):
+        looked_at, rungs = _sweep_batch(rt, rules, mode, batch, now)
+        taken += rungs
+        if looked_at < batch:
+            break
+    return taken

@@ -219,3 +219,9 @@ def test_task_events_reach_a_webhook_subscribed_to_them_with_a_deep_link(rt, clo
     events = [(kind, body["link"]) for kind, body in delivered if body.get("task_id") == task_id]
     link = f"/api/v1/tasks/{task_id}"
     assert events == [("task.created", link), ("task.escalated", link), ("task.completed", link)]
+
+
+def test_one_sweep_escalates_more_tasks_than_one_batch(rt, clock):
+    ids = [start(rt, f"PR-{n}") for n in range(7)]
+    at(clock, MONDAY + timedelta(days=1, hours=1))
+    assert sweep_escalations(rt, rt.rules.rules, batch=3) == len(ids)
