@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 ZERO = Decimal("0.00")
 APPROVAL_TASK = "approve_credit"
 SHELF_LIFE_RULES = ("shelf_life_below_minimum", "shelf_life_below_agreed_minimum")
+LOT_STATUS_RULES = frozenset({"lot_quarantined", "lot_not_released"})
 
 
 def gather_credit(
@@ -431,7 +432,9 @@ class O2C:
         hold = v["shipment_hold"]
         who = call.execution.actor or "unknown"
         released = bool(v.get("lot_released"))
-        if released:
+        # Only a lot-status hold is lifted by releasing the lot; a licence or customer hold
+        # leaves the lot as it is and the re-check decides again on the master data.
+        if released and LOT_STATUS_RULES & set(hold["rules"]):
             set_status(
                 call.session,
                 hold["gtin"],
