@@ -198,7 +198,7 @@ class P2PApi:
 
         [due] = [w["due_at"] for w in self.instance()["waiting_for"] if w["type"] == "timer"]
         self.clock.now = max(self.clock.now, datetime.fromisoformat(due))
-        assert sweep_timers(self.container.runtime) == 1
+        assert sweep_timers(self.container.runtime) >= 1  # other instances may be due too
 
     def event_types(self) -> list[str]:
         return [name for name, _ in self.events()]

@@ -346,3 +346,21 @@ def test_segregation_of_duties_still_applies_to_a_delegate(api):
     assert "peter (for frank) requested this requisition" in refused.json["detail"]
     assert "po.issued" not in api.event_types()
     assert api.journal() == []
+
+
+def test_same_amount_within_days_is_reviewed_and_cleared_by_the_ap_manager(api):
+    small_requisition(api, "PR-6003")
+    received_and_released(api, 100)
+    api.invoice("INV-A", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
+
+    small_requisition(api, "PR-6004")
+    received_and_released(api, 100)
+    api.invoice("INV-B", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
+    [review] = [d for d in api.decisions() if d["ruleset_key"] == "duplicate_invoice"]
+    assert review["record"]["fired"][0]["rule_id"] == "same_amount_within_window"
+    assert api.complete("review_duplicate", "amy", verdict="not_duplicate").status_code == 403
+    api.done("review_duplicate", "mark", verdict="not_duplicate")
+    api.wait_for_payment_date()
+    assert ("three_way_match", "pass") in api.decided()
+    assert "payment.requested" in api.event_types()
+    assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
