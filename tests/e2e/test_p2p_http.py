@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +38,17 @@ def ok(server: Server, method: str, path: str, body=None, token: str = "erp", **
 def message(server: Server, name: str, payload: dict) -> None:
     body = {"name": name, "correlation_key": PO, "payload": {"po_no": PO, **payload}}
     ok(server, "POST", "/messages", body)
+
+
+def wait_for_payment_request(server: Server, instance_id: str) -> None:
+    """The payment-date timer is due at once; the scheduler fires it within a tick or two."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        waiting = ok(server, "GET", f"/instances/{instance_id}", token="admin")["waiting_for"]
+        if any(w.get("name") == "payment_executed" for w in waiting):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"payment was never requested: {waiting}")
 
 
 def requisition(req_no: str, requester: str, qty: int) -> dict:
@@ -122,6 +134,7 @@ def test_readme_walk_through_reaches_paid_with_balanced_postings(p2p_server):
             "entered_by": "amy",
         },
     )
+    wait_for_payment_request(server, started["id"])
     message(
         server,
         "payment_executed",
