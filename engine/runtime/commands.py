@@ -211,14 +211,25 @@ def _catch_message(
     return ex.run_steps()
 
 
-def instance_summary(uow: UnitOfWork, instance: Instance) -> dict[str, Any]:
-    tasks = uow.session.execute(
-        select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == "open")
-    ).scalars()
-    timers = uow.session.execute(select(Timer).where(Timer.instance_id == instance.id)).scalars()
-    subs = uow.session.execute(
-        select(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
-    ).scalars()
+def instance_summary(
+    uow: UnitOfWork, instance: Instance, projected: dict[str, list[Any]] | None = None
+) -> dict[str, Any]:
+    """The answer to a command or a GET; `projected` (from the command just run) saves queries."""
+    if projected is None:
+        projected = {
+            "tasks": uow.session.execute(
+                select(HumanTask).where(
+                    HumanTask.instance_id == instance.id, HumanTask.status == "open"
+                )
+            ).scalars(),
+            "timers": uow.session.execute(
+                select(Timer).where(Timer.instance_id == instance.id)
+            ).scalars(),
+            "subscriptions": uow.session.execute(
+                select(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
+            ).scalars(),
+        }
+    tasks, timers, subs = projected["tasks"], projected["timers"], projected["subscriptions"]
     waiting = [
         {
             "type": "message",
@@ -331,13 +342,24 @@ def start(
                 updated_at=rt.clock(),
             )
             uow.session.add(instance)
+            # Projection rows refer to the instance; the new-instance path runs no query that
+            # would autoflush it first, so insert it now.
+            uow.session.flush()
             ex = Execution(
-                uow, instance, definition, workflow, rt.services, rt.rules, actor.user, rt.clock()
+                uow,
+                instance,
+                definition,
+                workflow,
+                rt.services,
+                rt.rules,
+                actor.user,
+                rt.clock(),
+                new=True,
             )
             ex.record("instance_started", None, business_key=business_key)
             incident = ex.run_steps()
             _save(rt, ex, incident)
-            result = Result(201, instance_summary(uow, instance))
+            result = Result(201, instance_summary(uow, instance, ex.projected))
             _remember(uow, "start", idempotency_key, digest, result)
             uow.commit()
             return result
@@ -383,7 +405,7 @@ def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: A
             ex.record("task_completed", row.element_id, task_id=task_id, variables=sorted(values))
             incident = ex.run_steps()
             _save(rt, ex, incident)
-            result = Result(200, instance_summary(uow, ex.instance))
+            result = Result(200, instance_summary(uow, ex.instance, ex.projected))
             uow.commit()
             return result
 
@@ -490,7 +512,7 @@ def cancel(rt: Runtime, instance_id: str, reason: str, actor: Actor) -> Result:
         ex.instance.ended_at = ex.now
         ex.record("instance_cancelled", None, reason=reason)
         _save(rt, ex, None)
-        result = Result(200, instance_summary(uow, ex.instance))
+        result = Result(200, instance_summary(uow, ex.instance, ex.projected))
         uow.commit()
         return result
 
@@ -503,6 +525,6 @@ def retry(rt: Runtime, instance_id: str, actor: Actor) -> Result:
         ex.record("incident_retried", (ex.instance.incident or {}).get("element_id"))
         incident = ex.run_steps()
         _save(rt, ex, incident)
-        result = Result(200, instance_summary(uow, ex.instance))
+        result = Result(200, instance_summary(uow, ex.instance, ex.projected))
         uow.commit()
         return result

@@ -61,6 +61,10 @@ class Execution:
     now: datetime
     events: list[InstanceEvent] = field(default_factory=list)
     completed_task_ids: set[str] = field(default_factory=set)
+    # A brand-new instance has no stored projections: skip the queries that would find none.
+    new: bool = False
+    # What the projections hold after the last sync, so the answer needs no second query.
+    projected: dict[str, list[Any]] | None = None
 
     @property
     def elements(self) -> dict[str, dict[str, Any]]:

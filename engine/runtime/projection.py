@@ -101,7 +101,11 @@ def new_human_task(ex: Execution, task: Any) -> HumanTask:
     )
 
 
-def _sync_tasks(ex: Execution) -> None:
+def _stored(ex: Execution, statement: Any) -> list[Any]:
+    return [] if ex.new else list(ex.uow.session.execute(statement).scalars())
+
+
+def _sync_tasks(ex: Execution) -> list[HumanTask]:
     session = ex.uow.session
     ready = {
         str(t.id): t
@@ -110,12 +114,14 @@ def _sync_tasks(ex: Execution) -> None:
     }
     stored = {
         row.id: row
-        for row in session.execute(
+        for row in _stored(
+            ex,
             select(HumanTask).where(
                 HumanTask.instance_id == ex.instance.id, HumanTask.status == "open"
-            )
-        ).scalars()
+            ),
+        )
     }
+    open_rows = [row for task_id, row in stored.items() if task_id in ready]
     for task_id, row in stored.items():
         if task_id in ready:
             continue
@@ -140,6 +146,8 @@ def _sync_tasks(ex: Execution) -> None:
         )
         ex.record("task_created", row.element_id, task_id=row.id, assignee=row.assignee)
         inbox.notify(session, row, "task.created", ex.now)
+        open_rows.append(row)
+    return open_rows
 
 
 def _waiting_events(ex: Execution) -> list[Any]:
@@ -155,7 +163,7 @@ def _timer_due(task: Any) -> datetime | None:
     return TimerEventDefinition.get_datetime(value)
 
 
-def _sync_timers(ex: Execution, waiting: list[Any]) -> None:
+def _sync_timers(ex: Execution, waiting: list[Any]) -> list[Timer]:
     session = ex.uow.session
     wanted: dict[str, tuple[str, datetime]] = {}
     for task in waiting:
@@ -165,22 +173,24 @@ def _sync_timers(ex: Execution, waiting: list[Any]) -> None:
                 wanted[str(task.id)] = (task.task_spec.bpmn_id or task.task_spec.name, due)
     stored = {
         row.task_id: row
-        for row in session.execute(
-            select(Timer).where(Timer.instance_id == ex.instance.id)
-        ).scalars()
+        for row in _stored(ex, select(Timer).where(Timer.instance_id == ex.instance.id))
     }
+    kept = []
     for task_id, row in stored.items():
         if task_id not in wanted:
             session.delete(row)
-        elif abs(row.due_at - wanted[task_id][1]) > timedelta(milliseconds=1):
+            continue
+        if abs(row.due_at - wanted[task_id][1]) > timedelta(milliseconds=1):
             row.due_at = wanted[task_id][1]
+        kept.append(row)
     for task_id, (element_id, due) in wanted.items():
         if task_id not in stored:
-            session.add(
-                Timer(
-                    instance_id=ex.instance.id, task_id=task_id, element_id=element_id, due_at=due
-                )
+            row = Timer(
+                instance_id=ex.instance.id, task_id=task_id, element_id=element_id, due_at=due
             )
+            session.add(row)
+            kept.append(row)
+    return kept
 
 
 def correlation_key(ex: Execution, task: Any) -> str | None:
@@ -193,7 +203,9 @@ def correlation_key(ex: Execution, task: Any) -> str | None:
     return ex.instance.business_key
 
 
-def _sync_subscriptions(ex: Execution, waiting: list[Any]) -> list[MessageSubscription]:
+def _sync_subscriptions(
+    ex: Execution, waiting: list[Any]
+) -> tuple[list[MessageSubscription], list[MessageSubscription]]:
     session = ex.uow.session
     wanted: dict[str, tuple[str, str, str | None]] = {}
     for task in waiting:
@@ -206,12 +218,16 @@ def _sync_subscriptions(ex: Execution, waiting: list[Any]) -> list[MessageSubscr
             )
     stored = {
         row.task_id: row
-        for row in session.execute(
-            select(MessageSubscription).where(MessageSubscription.instance_id == ex.instance.id)
-        ).scalars()
+        for row in _stored(
+            ex,
+            select(MessageSubscription).where(MessageSubscription.instance_id == ex.instance.id),
+        )
     }
+    kept = []
     for task_id, row in stored.items():
-        if task_id not in wanted:
+        if task_id in wanted:
+            kept.append(row)
+        else:
             session.delete(row)
     added = []
     for task_id, (element_id, name, key) in wanted.items():
@@ -225,19 +241,27 @@ def _sync_subscriptions(ex: Execution, waiting: list[Any]) -> list[MessageSubscr
             )
             session.add(row)
             added.append(row)
-    return added
+    return kept + added, added
 
 
 def sync_projections(ex: Execution) -> list[MessageSubscription]:
-    """Bring tasks, timers and subscriptions in line with the workflow; return new subscriptions."""
-    _sync_tasks(ex)
+    """Bring tasks, timers and subscriptions in line with the workflow; return new subscriptions.
+
+    `ex.projected` keeps what the tables now hold for this instance, for the command's answer.
+    """
+    tasks = _sync_tasks(ex)
     waiting = _waiting_events(ex)
-    _sync_timers(ex, waiting)
-    return _sync_subscriptions(ex, waiting)
+    timers = _sync_timers(ex, waiting)
+    subscriptions, added = _sync_subscriptions(ex, waiting)
+    ex.projected = {"tasks": tasks, "timers": timers, "subscriptions": subscriptions}
+    return added
 
 
 def clear_projections(ex: Execution) -> None:
     """An ended or cancelled instance waits for nothing."""
+    ex.projected = {"tasks": [], "timers": [], "subscriptions": []}
+    if ex.new:
+        return
     session = ex.uow.session
     session.execute(delete(Timer).where(Timer.instance_id == ex.instance.id))
     session.execute(
