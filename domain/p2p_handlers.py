@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from domain import inventory
 from domain import procurement as p2p
+from domain.errors import BusinessError
 from domain.journal import AccountMap, Line, entry_as_dict, post, reverse
 from domain.records import JournalEntry
 from engine.errors import Forbidden
@@ -145,9 +146,16 @@ def _po_dims(po: p2p.PurchaseOrder, **extra: str | None) -> dict[str, str | None
 
 def receive_requisition(call: ServiceCall) -> dict[str, Any]:
     """Store the requisition and ask the `procurement` ruleset for the approval chain."""
-    requisition, _ = p2p.register_requisition(
-        call.session, call.variables.get("requisition"), instance_id=call.instance_id, now=call.now
-    )
+    try:
+        requisition, _ = p2p.register_requisition(
+            call.session,
+            call.variables.get("requisition"),
+            instance_id=call.instance_id,
+            now=call.now,
+        )
+    except p2p.ProcurementError as exc:
+        # Bad data from the ERP: no retry can fix it, so the model refuses it (not an incident).
+        raise BusinessError("requisition_invalid", str(exc)) from exc
     p2p.require_supplier(call.session, requisition.supplier_id)
     chain, decision = rules_p2p.approval_chain(
         rules_of(call.execution),
@@ -175,6 +183,27 @@ def receive_requisition(call: ServiceCall) -> dict[str, Any]:
         "approval_rejected": False,
         **cadences,
     }
+
+
+def refuse_invalid_requisition(call: ServiceCall) -> dict[str, Any]:
+    """Tell the ERP which field made the requisition unusable."""
+    payload = call.variables.get("requisition")
+    try:
+        p2p.validate_requisition(payload)
+        field, reason = "requisition", "invalid"
+    except p2p.ProcurementError as exc:
+        field, reason = exc.field, exc.message
+    req_no = payload.get("req_no") if isinstance(payload, dict) else None
+    _emit(
+        call,
+        "requisition.rejected",
+        {
+            "req_no": req_no,
+            "reason": f"{field} {reason}",
+            "errors": [{"field": field, "message": reason}],
+        },
+    )
+    return {"requisition_error": {"field": field, "message": reason}}
 
 
 def record_approval(call: ServiceCall) -> dict[str, Any]:
@@ -877,6 +906,7 @@ def handlers(accounts: AccountMap) -> dict[str, Callable[[ServiceCall], dict[str
 
     return {
         "p2p.requisition.receive": receive_requisition,
+        "p2p.requisition.invalid": refuse_invalid_requisition,
         "p2p.approval.record": record_approval,
         "p2p.approval.escalate": escalate_approval,
         "p2p.po.issue": issue_purchase_order,

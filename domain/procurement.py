@@ -295,16 +295,23 @@ def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list
     return lines
 
 
-def register_requisition(
-    session: Session, payload: Any, *, instance_id: str, now: datetime
-) -> tuple[Requisition, list[RequisitionLine]]:
-    """Store the requisition the ERP sent; the same number again returns the stored one."""
+def validate_requisition(payload: Any) -> list[RequisitionLine]:
+    """The requisition's lines, or ProcurementError naming the first bad field."""
     if not isinstance(payload, dict):
         raise ProcurementError("requisition", "must be an object")
     for name in ("req_no", "requester", "supplier_id", "currency"):
         if not isinstance(payload.get(name), str) or not payload[name].strip():
             raise ProcurementError(f"requisition.{name}", "is required")
-    lines = parse_requisition_lines(payload.get("lines"))
+    if len(payload["req_no"]) > 60:  # "PO-" + the number must fit a PO number
+        raise ProcurementError("requisition.req_no", "must be at most 60 characters")
+    return parse_requisition_lines(payload.get("lines"))
+
+
+def register_requisition(
+    session: Session, payload: Any, *, instance_id: str, now: datetime
+) -> tuple[Requisition, list[RequisitionLine]]:
+    """Store the requisition the ERP sent; the same number again returns the stored one."""
+    lines = validate_requisition(payload)
     existing = session.get(Requisition, payload["req_no"])
     if existing is not None:
         return existing, lines

@@ -364,3 +364,15 @@ def test_same_amount_within_days_is_reviewed_and_cleared_by_the_ap_manager(api):
     assert ("three_way_match", "pass") in api.decided()
     assert "payment.requested" in api.event_types()
     assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
+
+
+def test_unusable_requisition_is_refused_naming_the_field_not_left_as_an_incident(api):
+    api.start("PR-9001", [{"line_no": 1, "sku": "SKU-1", "qty": 0, "unit_price": "35.00"}])
+
+    instance = api.instance()
+    assert instance["status"] == "completed" and instance["incident"] is None
+    [refused] = api.payloads("requisition.rejected")
+    assert refused["errors"] == [
+        {"field": "requisition.lines[0].qty", "message": "must be a positive integer"}
+    ]
+    assert api.decided() == [] and api.journal() == []
