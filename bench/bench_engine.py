@@ -15,7 +15,6 @@ import io
 import os
 import pstats
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -60,14 +59,6 @@ def serve(tmp: Path) -> Server:
         shutil.copy(model, processes)
     # The scheduler stays on, as in production: its ticks compete for the same cores.
     return start_server(tmp, {"FLOWGATE_SCHEDULER": "on", "FLOWGATE_TICK_SECONDS": "1"})
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 def w1_over_http(server: Server, count: int, threads: int) -> Throughput:
@@ -135,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             w1_http = w1_over_http(server, args.w1, args.threads)
             w2_http = w2_over_http(server, args.w2, args.threads, args.w2_list)
         finally:
-            stop(server)
+            server.stop()
         w1_memory = spiff_memory.run_straight_through(W1_MODEL, W1_KEY, args.w1)
         w2_memory = spiff_memory.run_with_user_task(W2_MODEL, W2_KEY, args.w2)
 

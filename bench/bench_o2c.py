@@ -22,7 +22,6 @@ import io
 import os
 import pstats
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -298,11 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             http, work = over_http(server, args.instances, args.threads)
         finally:
-            server.process.terminate()
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
+            server.stop()
         (tmp / "inproc").mkdir()
         inproc, profile = in_process(tmp / "inproc", args.instances, args.profile)
     memory, tasks = in_memory(max(args.instances, 1000))

@@ -21,17 +21,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 from bench.http_load import Client
 from bench.measure import Throughput
+from tests.conftest import postgres_schema_url
 from tests.e2e.conftest import ROOT, Server, free_port
 
 MODEL = ROOT / "processes" / "procure_to_pay.bpmn"
@@ -57,21 +55,6 @@ def _cli(env: dict[str, str], *args: str) -> str:
         check=True,
     )
     return done.stdout.strip().splitlines()[-1]
-
-
-@contextmanager
-def postgres_schema(base: str) -> Iterator[str]:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @contextmanager
@@ -265,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(measure("sqlite", None, args.instances, args.threads))
     pg = os.environ.get("FLOWGATE_BENCH_POSTGRES_URL")
     if args.backend in ("postgres", "both") and pg:
-        with postgres_schema(pg) as url:
+        with postgres_schema_url(pg, prefix="bench") as url:
             rows.append(measure("postgres", url, args.instances, args.threads))
     print(f"W4 procure to pay to paid: {args.instances} instances, {args.threads} threads")
     print("| backend | instances/s | tasks/s (max) | complete p50 ms | p99 ms @ 50 % |")

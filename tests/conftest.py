@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 POSTGRES_URL = os.environ.get("FLOWGATE_TEST_POSTGRES_URL")
 
 
-def _postgres_schema_url(base: str) -> Iterator[str]:
-    """A fresh schema for one test, dropped afterwards; search_path points at it."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def postgres_schema_url(base: str, prefix: str = "t") -> Iterator[str]:
+    """A fresh schema (for one test or one bench run), dropped afterwards; search_path on it."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -43,7 +45,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'flowgate.db'}"
     else:
-        yield from _postgres_schema_url(POSTGRES_URL or "")
+        with postgres_schema_url(POSTGRES_URL or "") as url:
+            yield url
 
 
 @pytest.fixture

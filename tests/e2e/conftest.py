@@ -33,6 +33,14 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
 
+    def stop(self) -> None:
+        """SIGTERM (the server finishes in-flight requests), then kill if it hangs."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
     def call(
         self,
         method: str,
@@ -106,8 +114,4 @@ def server(tmp_path: Path) -> Iterator[Server]:
     (tmp_path / "processes").mkdir()
     srv = start_server(tmp_path)
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
+    srv.stop()

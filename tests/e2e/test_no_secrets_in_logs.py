@@ -9,7 +9,6 @@ secret used is searched for in its output. The one exception is the demo banner,
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -59,11 +58,7 @@ def test_a_full_run_logs_json_lines_and_never_a_token_key_or_secret(tmp_path: Pa
         assert server.call("GET", "/api/v1/instances", token=FORGED_KEY)[0] == 401
         assert server.call("GET", "/api/v1/instances", token=SIGNING_KEY)[0] == 401
     finally:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
+        server.stop()
 
     lines = without_demo_banner(server.log.read_text().splitlines())
     log = "\n".join(lines)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -96,11 +95,7 @@ def o2c_server(tmp_path: Path) -> Iterator[Server]:
         {"FLOWGATE_OUTBOX_BACKOFF_SECONDS": "0.05", "FLOWGATE_OUTBOX_DEAD_AFTER": "3"},
     )
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
+    srv.stop()
 
 
 def ok(server: Server, method: str, path: str, body: Any = None, token: str = "erp", **kw: Any):

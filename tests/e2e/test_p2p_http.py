@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,11 +21,7 @@ def p2p_server(tmp_path: Path) -> Iterator[Server]:
     shutil.copy(ROOT / "processes" / "procure_to_pay.bpmn", tmp_path / "processes")
     srv = start_server(tmp_path)
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
+    srv.stop()
 
 
 def ok(server: Server, method: str, path: str, body=None, token: str = "erp", **kw):
