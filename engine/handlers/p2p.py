@@ -25,9 +25,10 @@ from domain import procurement as p2p
 from domain.errors import BusinessError
 from domain.journal import AccountMap, Line, entry_as_dict, post, reverse
 from domain.records import JournalEntry
+from engine import decisions as engine_decisions
 from engine.errors import Forbidden
 from engine.services import ServiceCall, ServiceRegistry
-from engine.store.tables import DecisionRecord, HumanTask, TaskCandidate
+from engine.store.tables import HumanTask, TaskCandidate
 from rules import procurement as rules_p2p
 from rules.decision import Decision
 from rules.escalation import WaitingItem, decide_escalation
@@ -51,24 +52,7 @@ def rules_of(execution: Any) -> RulesService:
 
 
 def record_decision(execution: Any, element_id: str | None, decision: Decision) -> int:
-    """Keep the evaluation as a replayable decision record (DESIGN §3) and note it in history."""
-    record = decision.to_record()
-    row = DecisionRecord(
-        instance_id=execution.instance.id,
-        element_id=element_id,
-        ruleset_key=record["ruleset_key"],
-        ruleset_version=record["ruleset_version"],
-        parameter_version=record["parameter_version"],
-        outcome=record["outcome"],
-        record=record,
-        created_at=execution.now,
-    )
-    execution.uow.session.add(row)
-    execution.uow.session.flush()
-    execution.record(
-        "decision", element_id, ruleset=row.ruleset_key, outcome=row.outcome, decision_id=row.id
-    )
-    return row.id
+    return engine_decisions.record_decision(execution, element_id, decision.to_record()).id
 
 
 def _decide(call: ServiceCall, decision: Decision) -> Decision:
