@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 
 from api.auth import TokenService
 from api.settings import Settings
-from domain.p2p_handlers import install as install_p2p
 from engine.definitions.catalog import DefinitionCatalog
 from engine.definitions.compile import SourceFile
+from engine.handlers.p2p import install as install_p2p
 from engine.runtime.commands import Runtime
 from engine.runtime.execution import DecisionMaker, NoRules
 from engine.scheduler import Scheduler
@@ -90,7 +90,7 @@ def _register_o2c(services: ServiceRegistry, rules: DecisionMaker) -> None:
     import os
 
     from domain.journal import AccountMap
-    from domain.o2c_handlers import O2C
+    from engine.handlers.o2c import O2C
 
     service = getattr(rules, "rules", None)
     if service is not None:
@@ -122,7 +122,7 @@ def bootstrap(
         message_ttl=timedelta(seconds=settings.message_ttl_seconds),
     )
     install_p2p(services, runtime.completion_guards)
-    from domain.o2c_handlers import n_eyes_guard
+    from engine.handlers.o2c import n_eyes_guard
 
     runtime.completion_guards.setdefault("n_eyes", n_eyes_guard)
     tokens = TokenService(_secret_key(settings), runtime.uow, settings.token_ttl_hours)
@@ -184,7 +184,7 @@ def seed_demo(container: Container) -> dict[str, str]:
 
 def _seed_o2c(container: Container) -> None:
     """O2C demo customers and lots (README, order to cash): each hold can be seen."""
-    from domain.o2c_handlers import seed_o2c_demo
+    from engine.handlers.o2c import seed_o2c_demo
 
     with container.runtime.uow() as uow:
         seed_o2c_demo(uow.session, container.runtime.clock().date())
@@ -193,7 +193,7 @@ def _seed_o2c(container: Container) -> None:
 
 def _schedule_dunning(container: Container) -> None:
     """The dunning sweep (DOMAIN §1) on the scheduler, every minute, on the runtime's clock."""
-    from domain.o2c_handlers import sweep_dunning
+    from engine.handlers.o2c import sweep_dunning
 
     rules = getattr(container.runtime.rules, "rules", None)
     if rules is None or container.scheduler is None:

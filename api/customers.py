@@ -22,8 +22,8 @@ from domain.customers import (
     get_customer,
     upsert_customer,
 )
-from domain.o2c_handlers import gather_credit
 from engine.errors import NotFound
+from engine.handlers.o2c import gather_credit
 
 bp = Blueprint("customers", __name__, url_prefix="/api/v1/customers")
 

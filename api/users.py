@@ -1,7 +1,7 @@
 """Approver delegation for a date range (issue 5): `POST /users/{id}/delegations
 {delegate, from, to}`. A thin form of `POST /delegations` (issue 6) for the approver named in the
 path; the delegate inherits the approver's tasks in the window, and segregation of duties still
-applies to them (`domain/p2p_handlers.sod_guard`)."""
+applies to them (`engine/handlers/p2p.sod_guard`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Customers and their credit accounts (DOMAIN §1), synced from the ERP.
 
 Exposure comes from the records (`domain.sales.open_exposure`: open orders of running O2C
-instances, deliveries, unposted invoices, open receivables); `domain.o2c_handlers` turns it
+instances, deliveries, unposted invoices, open receivables); `engine.handlers.o2c` turns it
 into the `credit` ruleset's facts for both the API and the business rule task, so they agree.
 """
 

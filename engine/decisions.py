@@ -63,28 +63,36 @@ class RulesDecisionMaker:
                 "outcome": "hold",
                 "outputs": {},
             }
-        row = DecisionRecord(
-            instance_id=execution.instance.id,
-            element_id=task.task_spec.bpmn_id,
-            ruleset_key=ruleset_key,
-            ruleset_version=record["ruleset_version"],
-            parameter_version=record["parameter_version"],
-            outcome=record["outcome"],
-            record=record,
-            created_at=execution.now,
-        )
-        execution.uow.session.add(row)
-        execution.uow.session.flush()
+        row = record_decision(execution, task.task_spec.bpmn_id, record)
         summary = _summary(row.id, record, decision)
         data["decision"] = summary
         data[f"{ruleset_key}_decision"] = summary
-        execution.record(
-            "decision",
-            row.element_id,
-            ruleset=ruleset_key,
-            outcome=record["outcome"],
-            decision_id=row.id,
-        )
+
+
+def record_decision(
+    execution: Execution, element_id: str | None, record: dict[str, Any]
+) -> DecisionRecord:
+    """Keep an evaluation as a replayable decision record (DESIGN §3) and note it in history."""
+    row = DecisionRecord(
+        instance_id=execution.instance.id,
+        element_id=element_id,
+        ruleset_key=record["ruleset_key"],
+        ruleset_version=record["ruleset_version"],
+        parameter_version=record["parameter_version"],
+        outcome=record["outcome"],
+        record=record,
+        created_at=execution.now,
+    )
+    execution.uow.session.add(row)
+    execution.uow.session.flush()
+    execution.record(
+        "decision",
+        element_id,
+        ruleset=row.ruleset_key,
+        outcome=row.outcome,
+        decision_id=row.id,
+    )
+    return row
 
 
 def _summary(decision_id: int, record: dict[str, Any], decision: Decision | None) -> dict[str, Any]:

@@ -269,7 +269,7 @@ def test_order_edited_up_after_release_is_credit_checked_again(api: O2CApi) -> N
 def test_late_payment_raises_dunning_levels_and_opens_a_collections_task(api: O2CApi) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from domain.o2c_handlers import sweep_dunning
+    from engine.handlers.o2c import sweep_dunning
 
     rt = api.container.runtime
     rules = rt.rules.rules  # type: ignore[attr-defined]
