@@ -49,7 +49,9 @@ class Settings:
     log_level: str = "INFO"
     sensitive_variables: tuple[str, ...] = SENSITIVE_VARIABLES
     unmasked_roles: tuple[str, ...] = ("admin", "auditor")
-    rate_limit_per_minute: int = 600
+    # Per key: far above the rate the engine is built for (W1 200/s), so it only stops a runaway
+    # client, never a busy ERP.
+    rate_limit_per_minute: int = 30000
     max_json_depth: int = 32
     # Outbox to the ERP: the n-th failed delivery waits backoff * 2**n; the dead_after-th
     # failure dead-letters the row.
@@ -84,7 +86,7 @@ class Settings:
                 env.get("FLOWGATE_SENSITIVE_VARIABLES", ",".join(SENSITIVE_VARIABLES))
             ),
             "unmasked_roles": _names(env.get("FLOWGATE_UNMASKED_ROLES", "admin,auditor")),
-            "rate_limit_per_minute": int(env.get("FLOWGATE_RATE_LIMIT_PER_MINUTE", "600")),
+            "rate_limit_per_minute": int(env.get("FLOWGATE_RATE_LIMIT_PER_MINUTE", "30000")),
             "max_json_depth": int(env.get("FLOWGATE_MAX_JSON_DEPTH", "32")),
             "outbox_backoff_seconds": float(env.get("FLOWGATE_OUTBOX_BACKOFF_SECONDS", "1")),
             "outbox_dead_after": int(env.get("FLOWGATE_OUTBOX_DEAD_AFTER", "8")),
