@@ -59,16 +59,23 @@ class TokenService:
         return Actor(claims["sub"], frozenset(claims["roles"]), frozenset(claims["groups"]))
 
     def _api_key(self, key: str) -> Actor:
-        with self._uow() as uow:
+        digest = hash_key(key)
+        # A read transaction: on SQLite a write one would queue every ERP call on the lock.
+        with self._uow(write=False) as uow:
             row = uow.session.execute(
-                select(ApiKey).where(ApiKey.key_hash == hash_key(key))
-            ).scalar_one_or_none()
-            if row is None or row.revoked_at is not None:
-                raise Unauthenticated("unknown or revoked API key")
-            now = datetime.now(UTC)
-            # Recording every use would serialise all ERP calls on one row; a minute is enough
-            # to tell an auditor whether a key is still in use.
-            if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-                row.last_used_at = now
-                uow.commit()
-            return Actor(f"key:{row.name}", frozenset(row.roles))
+                select(
+                    ApiKey.id, ApiKey.name, ApiKey.roles, ApiKey.revoked_at, ApiKey.last_used_at
+                ).where(ApiKey.key_hash == digest)
+            ).one_or_none()
+        if row is None or row.revoked_at is not None:
+            raise Unauthenticated("unknown or revoked API key")
+        now = datetime.now(UTC)
+        # Recording every use would serialise all ERP calls on one row; a minute is enough
+        # to tell an auditor whether a key is still in use.
+        if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+            with self._uow() as uow:
+                stored = uow.session.get(ApiKey, row.id)
+                if stored is not None:
+                    stored.last_used_at = now
+                    uow.commit()
+        return Actor(f"key:{row.name}", frozenset(row.roles))
