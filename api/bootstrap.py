@@ -44,6 +44,7 @@ class Container:
                 outbox_backoff_seconds=self.settings.outbox_backoff_seconds,
             )
             _schedule_dunning(self)
+            _schedule_rescore(self)
             self.scheduler.start()
 
     def close(self) -> None:
@@ -206,4 +207,26 @@ def _schedule_dunning(container: Container) -> None:
         id="dunning",
         max_instances=1,
         coalesce=True,
+    )
+
+
+def _schedule_rescore(container: Container) -> None:
+    """The nightly credit re-score (DOMAIN §1) at FLOWGATE_RESCORE_HOUR UTC."""
+    from engine.rescore import rescore_customers
+
+    rules = getattr(container.runtime.rules, "rules", None)
+    if rules is None or container.scheduler is None:
+        return
+    container.scheduler._scheduler.add_job(
+        container.scheduler._guarded(
+            "rescore", lambda: rescore_customers(container.runtime, rules)
+        ),
+        "cron",
+        hour=container.settings.rescore_hour,
+        minute=0,
+        id="rescore",
+        max_instances=1,
+        coalesce=True,
+        # A process that was down at the hour still scores when it comes back that night.
+        misfire_grace_time=6 * 3600,
     )

@@ -57,6 +57,8 @@ class Settings:
     # failure dead-letters the row.
     outbox_backoff_seconds: float = 1.0
     outbox_dead_after: int = 8
+    # The nightly credit re-score runs at this UTC hour (DOMAIN §1).
+    rescore_hour: int = 2
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -90,6 +92,7 @@ class Settings:
             "max_json_depth": int(env.get("FLOWGATE_MAX_JSON_DEPTH", "32")),
             "outbox_backoff_seconds": float(env.get("FLOWGATE_OUTBOX_BACKOFF_SECONDS", "1")),
             "outbox_dead_after": int(env.get("FLOWGATE_OUTBOX_DEAD_AFTER", "8")),
+            "rescore_hour": int(env.get("FLOWGATE_RESCORE_HOUR", "2")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

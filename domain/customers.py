@@ -11,11 +11,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, String
+from sqlalchemy import Date, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.records import DomainBase
-from domain.types import utcnow
+from domain.types import BigId, utcnow
 
 ZERO = Decimal("0.00")
 
@@ -100,6 +100,7 @@ def credit_summary(
         "available": str(customer.credit_limit - checked),
         "score": customer.score,
         "grade": customer.grade,
+        "scoring": _scoring(session, customer.id),
         "overdue": {
             "amount": str(sum((a for a, _ in overdue), ZERO)),
             "oldest_days": max((d for _, d in overdue), default=0),
@@ -112,6 +113,22 @@ def credit_summary(
     }
 
 
+def _scoring(session: Session, customer_id: str) -> dict[str, Any] | None:
+    """The last nightly score and its recommendation (the limit itself changes by decision)."""
+    run = latest_score_run(session, customer_id)
+    if run is None:
+        return None
+    return {
+        "scored_on": run.as_of.isoformat(),
+        "score": run.score,
+        "grade": run.grade,
+        "previous_grade": run.previous_grade,
+        "recommended_limit": str(run.recommended_limit),
+        "recommended_terms": run.payment_terms,
+        "decision_id": run.decision_id,
+    }
+
+
 def customer_as_dict(row: Customer) -> dict[str, Any]:
     out: dict[str, Any] = {"id": row.id}
     for name in CUSTOMER_FIELDS:
@@ -119,3 +136,53 @@ def customer_as_dict(row: Customer) -> dict[str, Any]:
         out[name] = value.isoformat() if isinstance(value, date) else value
     out["credit_limit"] = str(row.credit_limit)
     return out
+
+
+class CustomerScoreRun(DomainBase):
+    """One nightly (or on-demand) scoring of a customer: the result and the recommendation.
+
+    The recommended limit and terms are kept here for the credit manager, not written to the
+    customer: a limit changes only by a documented decision. The unique (customer, day) key makes
+    a second run on the same day, from this or another scheduler, a no-op.
+    """
+
+    __tablename__ = "customer_score_run"
+    __table_args__ = (UniqueConstraint("customer_id", "as_of", name="uq_customer_score_run_day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[date] = mapped_column(Date)
+    score: Mapped[int]
+    grade: Mapped[str] = mapped_column(String(1))
+    previous_grade: Mapped[str | None] = mapped_column(String(1))
+    recommended_limit: Mapped[Decimal]
+    payment_terms: Mapped[str] = mapped_column(String(40))
+    decision_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerRiskEvent(DomainBase):
+    """A credit downgrade for the credit manager and the ERP (DOMAIN §1). Append-only."""
+
+    __tablename__ = "customer_risk_event"
+    __audited__ = True
+    __table_args__ = (UniqueConstraint("customer_id", "as_of", name="uq_customer_risk_event_day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(20), default="downgrade")
+    previous_grade: Mapped[str] = mapped_column(String(1))
+    grade: Mapped[str] = mapped_column(String(1))
+    score: Mapped[int]
+    decision_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def latest_score_run(session: Session, customer_id: str) -> CustomerScoreRun | None:
+    return session.scalar(
+        select(CustomerScoreRun)
+        .where(CustomerScoreRun.customer_id == customer_id)
+        .order_by(CustomerScoreRun.as_of.desc())
+        .limit(1)
+    )

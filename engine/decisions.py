@@ -7,8 +7,10 @@ command's date, so a replay months later sees the same inputs (DESIGN §3).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from engine.runtime.execution import Execution
 from engine.store.tables import DecisionRecord
@@ -73,18 +75,9 @@ def record_decision(
     execution: Execution, element_id: str | None, record: dict[str, Any]
 ) -> DecisionRecord:
     """Keep an evaluation as a replayable decision record (DESIGN §3) and note it in history."""
-    row = DecisionRecord(
-        instance_id=execution.instance.id,
-        element_id=element_id,
-        ruleset_key=record["ruleset_key"],
-        ruleset_version=record["ruleset_version"],
-        parameter_version=record["parameter_version"],
-        outcome=record["outcome"],
-        record=record,
-        created_at=execution.now,
+    row = store_decision(
+        execution.uow.session, record, execution.instance.id, element_id, execution.now
     )
-    execution.uow.session.add(row)
-    execution.uow.session.flush()
     execution.record(
         "decision",
         element_id,
@@ -92,6 +85,29 @@ def record_decision(
         outcome=row.outcome,
         decision_id=row.id,
     )
+    return row
+
+
+def store_decision(
+    session: Session,
+    record: dict[str, Any],
+    instance_id: str | None,
+    element_id: str | None,
+    now: datetime,
+) -> DecisionRecord:
+    """The decision row itself, for process tasks and for sweeps outside any process."""
+    row = DecisionRecord(
+        instance_id=instance_id,
+        element_id=element_id,
+        ruleset_key=record["ruleset_key"],
+        ruleset_version=record["ruleset_version"],
+        parameter_version=record["parameter_version"],
+        outcome=record["outcome"],
+        record=record,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
     return row
 
 

@@ -22,9 +22,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.decisions import store_decision
 from engine.runtime.inbox import candidate, history, notify, sync_offer
 from engine.store.tables import (
-    DecisionRecord,
     HumanTask,
     Instance,
     TaskCandidate,
@@ -136,20 +136,7 @@ def _apply(
 
 
 def _record_decision(session: Session, row: HumanTask, decision: Decision, now: datetime) -> int:
-    record = decision.to_record()
-    stored = DecisionRecord(
-        instance_id=row.instance_id,
-        element_id=row.element_id,
-        ruleset_key=record["ruleset_key"],
-        ruleset_version=record["ruleset_version"],
-        parameter_version=record["parameter_version"],
-        outcome=record["outcome"],
-        record=record,
-        created_at=now,
-    )
-    session.add(stored)
-    session.flush()
-    return stored.id
+    return store_decision(session, decision.to_record(), row.instance_id, row.element_id, now).id
 
 
 def escalate_task(

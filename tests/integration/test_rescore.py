@@ -1,0 +1,146 @@
+"""The nightly credit re-score (issue 3, `credit_score`): grades follow payment behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from api.bootstrap import Container
+from api.settings import Settings
+from domain.customers import Customer, CustomerRiskEvent, CustomerScoreRun
+from engine.rescore import rescore_customers
+from engine.store.tables import DecisionRecord, OutboxMessage
+from tests.integration.conftest import make_container
+from tests.integration.o2c_support import O2CApi, make_api
+
+AS_OF = date(2026, 11, 23)
+
+
+@pytest.fixture
+def api(container: Container) -> O2CApi:
+    return make_api(container)
+
+
+def history(api: O2CApi, cid: str, paid_on: str, grade: str) -> None:
+    """A customer since 2024 who paid three invoices this year on `paid_on` (due 2026-03-31)."""
+    api.customer(cid, grade=grade)
+    items = [(f"{cid}-OLD", "2024-10-01", "2024-10-31", "2024-10-30")] + [
+        (f"{cid}-{n}", "2026-03-01", "2026-03-31", paid_on) for n in range(3)
+    ]
+    for document_no, doc_date, due_date, paid in items:
+        api.ok(
+            "POST",
+            "/receivables",
+            json={
+                "document_no": document_no,
+                "customer_id": cid,
+                "amount": "10000.00",
+                "doc_date": doc_date,
+                "due_date": due_date,
+            },
+        )
+        api.ok(
+            "POST",
+            f"/receivables/{document_no}/payments",
+            json={"amount": "10000.00", "paid_on": paid},
+        )
+
+
+def rescore(api: O2CApi) -> dict[str, int]:
+    runtime = api.container.runtime
+    return rescore_customers(runtime, runtime.rules.rules, AS_OF)
+
+
+def counts(api: O2CApi) -> tuple[int, int, int, int]:
+    with api.container.runtime.uow(write=False) as uow:
+        s = uow.session
+        return (
+            s.scalar(select(func.count()).select_from(CustomerRiskEvent)),
+            s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.event_type == "customer.downgraded")
+            ),
+            s.scalar(
+                select(func.count())
+                .select_from(DecisionRecord)
+                .where(DecisionRecord.ruleset_key == "credit_score")
+            ),
+            s.scalar(select(func.count()).select_from(CustomerScoreRun)),
+        )
+
+
+def test_a_customer_paying_90_days_late_is_downgraded_once_with_a_risk_event(api: O2CApi):
+    history(api, "LATE", paid_on="2026-06-29", grade="A")
+
+    assert rescore(api) == {"downgraded": 1}
+
+    with api.container.runtime.uow(write=False) as uow:
+        customer = uow.session.get(Customer, "LATE")
+        assert (customer.grade, customer.score) == ("D", 30)
+        # The limit is a documented decision: the score only recommends.
+        assert customer.credit_limit == Decimal("100000.00")
+        event = uow.session.scalars(select(CustomerRiskEvent)).one()
+        assert (event.customer_id, event.previous_grade, event.grade) == ("LATE", "A", "D")
+        outbox = uow.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.event_type == "customer.downgraded")
+        ).one()
+        assert outbox.payload["customer_id"] == "LATE"
+        assert outbox.payload["risk_event_id"] == event.id
+        decision = uow.session.get(DecisionRecord, event.decision_id)
+        assert decision.element_id == "customer:LATE"
+        assert decision.record["facts"]["avg_days_beyond_terms"] == "90.00"
+        assert decision.record["fired"][0]["rule_id"] == "grade_d"
+    assert counts(api) == (1, 1, 1, 1)
+
+    credit = api.ok("GET", "/customers/LATE/credit", who="carol")
+    assert credit["grade"] == "D"
+    assert credit["scoring"]["scored_on"] == "2026-11-23"
+    assert credit["scoring"]["previous_grade"] == "A"
+    assert credit["scoring"]["recommended_terms"] == "cash in advance"
+
+    # The same day again (a second run, or a second scheduler): nothing new is written.
+    assert rescore(api) == {"unchanged": 1}
+    assert counts(api) == (1, 1, 1, 1)
+
+
+def test_customers_who_stay_or_improve_get_no_risk_event(api: O2CApi):
+    history(api, "STAYS", paid_on="2026-03-30", grade="A")
+    history(api, "IMPROVES", paid_on="2026-03-31", grade="C")
+    api.customer("SILENT", grade="B")  # no receivables: nothing to judge, the ERP grade stands
+
+    assert rescore(api) == {"scored": 2, "no_history": 1}
+
+    with api.container.runtime.uow(write=False) as uow:
+        grades = dict(uow.session.execute(select(Customer.id, Customer.grade)).all())
+    assert grades == {"STAYS": "A", "IMPROVES": "A", "SILENT": "B"}
+    assert counts(api) == (0, 0, 2, 2)
+    credit = api.ok("GET", "/customers/SILENT/credit", who="carol")
+    assert credit["scoring"] is None
+
+
+def test_the_rescore_job_runs_nightly_at_the_configured_hour(
+    database_url: str, tmp_path: Path
+) -> None:
+    assert Settings.from_env({"FLOWGATE_RESCORE_HOUR": "4"}).rescore_hour == 4
+    assert Settings.from_env({}).rescore_hour == 2
+    container = make_container(database_url, tmp_path, rescore_hour=4)
+    try:
+        container.start_scheduler()
+        job = container.scheduler._scheduler.get_job("rescore")
+        fields = {f.name: str(f) for f in job.trigger.fields}
+        assert (fields["hour"], fields["minute"]) == ("4", "0")
+    finally:
+        container.close()
+
+
+@pytest.fixture
+def container(database_url: str, tmp_path: Path) -> Iterator[Container]:
+    c = make_container(database_url, tmp_path)
+    yield c
+    c.close()
