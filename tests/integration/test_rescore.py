@@ -14,6 +14,7 @@ from api.bootstrap import Container
 from api.settings import Settings
 from domain.customers import Customer, CustomerRiskEvent, CustomerScoreRun
 from engine.rescore import rescore_customers
+from engine.store.audit import AuditEvent
 from engine.store.tables import DecisionRecord, OutboxMessage
 from tests.integration.conftest import make_container
 from tests.integration.o2c_support import O2CApi, make_api
@@ -96,6 +97,10 @@ def test_a_customer_paying_90_days_late_is_downgraded_once_with_a_risk_event(api
         assert decision.element_id == "customer:LATE"
         assert decision.record["facts"]["avg_days_beyond_terms"] == "90.00"
         assert decision.record["fired"][0]["rule_id"] == "grade_d"
+        audited = uow.session.scalars(
+            select(AuditEvent.action).where(AuditEvent.entity_type == "customer_risk_event")
+        ).all()
+        assert audited == ["customer_risk_event_created"]
     assert counts(api) == (1, 1, 1, 1)
 
     credit = api.ok("GET", "/customers/LATE/credit", who="carol")
