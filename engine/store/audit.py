@@ -385,20 +385,44 @@ class AuditedSession(Session):
 def _note_changes(session: Session, _flush_context: Any) -> None:
     changes = _changes_in_flush(session)
     if changes:
-        session.info.setdefault(PENDING, []).extend(changes)
+        # Tag each change with the savepoint it was flushed in, so rolling that savepoint back
+        # forgets exactly its changes and keeps those of the transaction around it.
+        savepoint = session.get_nested_transaction()
+        session.info.setdefault(PENDING, []).extend((savepoint, change) for change in changes)
 
 
 @event.listens_for(AuditedSession, "before_commit")
 def _write_chain(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint released inside a command: the command's own commit writes the chain,
+        # once, with one read of the chain head.
+        return
     session.flush()
-    changes = session.info.pop(PENDING, None)
-    if changes:
-        _append(session, changes)
+    pending = session.info.pop(PENDING, None)
+    if pending:
+        _append(session, [change for _, change in pending])
 
 
-@event.listens_for(AuditedSession, "after_rollback")
-def _forget_changes(session: Session) -> None:
-    session.info.pop(PENDING, None)
+def _inside(savepoint: Any, rolled_back: Any) -> bool:
+    while savepoint is not None:
+        if savepoint is rolled_back:
+            return True
+        savepoint = savepoint.parent
+    return False
+
+
+@event.listens_for(AuditedSession, "after_soft_rollback")
+def _forget_changes(session: Session, previous_transaction: Any) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(PENDING, None)
+        return
+    pending = session.info.get(PENDING)
+    if pending:
+        session.info[PENDING] = [
+            (savepoint, change)
+            for savepoint, change in pending
+            if not _inside(savepoint, previous_transaction)
+        ]
 
 
 # Reading and verifying ----------------------------------------------------------------------

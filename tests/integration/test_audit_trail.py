@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from io import BytesIO
 from typing import Any
 
 import pytest
@@ -334,3 +335,30 @@ def test_concurrent_commands_never_fork_the_chain(rt, container):
         ).scalar_one()
     assert started == 20
     assert verdict.ok and verdict.checked == count
+
+
+def test_a_failed_service_task_keeps_the_trail_of_what_the_command_did_before_it(
+    client, tokens, approval_bpmn
+):
+    """The failing step's savepoint is rolled back; the instance row written before it, the
+    start and the incident stay recorded."""
+    call(
+        client,
+        "analyst",
+        tokens,
+        "POST",
+        "/api/v1/definitions",
+        data={"file": (BytesIO(approval_bpmn), "approval.bpmn")},
+    )
+    started = call(
+        client,
+        "erp",
+        tokens,
+        "POST",
+        "/api/v1/processes/approval/instances",
+        json={"business_key": "SO-X", "variables": {"amount": 5000, "explode": True}},
+    )
+    assert started.status_code == 201, started.json
+    assert started.json["status"] == "incident"
+    actions = [e["action"] for e in trail(client, tokens, f"&entity=instance:{started.json['id']}")]
+    assert {"instance_created", "instance_started", "incident"} <= set(actions)
