@@ -41,7 +41,9 @@ class Definition(Base):
     key: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
     checksum: Mapped[str] = mapped_column(String(64))
-    files: Mapped[list[Any]] = mapped_column(JSON)
+    # The uploaded XML, read only to re-parse a version this process has not cached yet or to
+    # serve it back; deferred so that loading a definition for every command does not read it.
+    files: Mapped[list[Any]] = mapped_column(JSON, deferred=True)
     elements: Mapped[dict[str, Any]] = mapped_column(JSON)
     deployed_by: Mapped[str | None] = mapped_column(String(200))
     deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
