@@ -27,8 +27,9 @@ from domain import sales
 from domain.customers import Customer, get_customer
 from domain.errors import BusinessError
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
-from domain.journal import AccountMap, Line, entry_as_dict, post, reverse
+from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
+from engine.handlers.postings import announce, post_entry
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
 from rules.escalation import ESCALATION_KEY, decide_dunning
@@ -607,17 +608,15 @@ class O2C:
                     Line("cogs", debit=cost, dims=dims),
                     Line("inventory", credit=cost, dims=dims),
                 ]
-        entry = post(
-            call.session,
+        post_entry(
+            call,
             self.accounts,
             kind="goods_issue",
             source_key=f"goods_issue:{order.order_no}:{shipment.id}",
             lines=lines,
             description=f"goods issue {order.order_no}",
-            instance_id=call.instance_id,
         )
         order.status = "shipped"
-        call.emit("journal.posted", entry_as_dict(entry))
         return {"shipment_id": shipment.id, "shipment_confirmed": None}
 
     def invoice(self, call: ServiceCall) -> dict[str, Any]:
@@ -647,14 +646,13 @@ class O2C:
                 Line("revenue", credit=net, dims=dims),
                 Line("output_vat", credit=tax, dims=dims),
             ]
-        entry = post(
-            call.session,
+        entry = post_entry(
+            call,
             self.accounts,
             kind="customer_invoice",
             source_key=f"invoice:{invoice_no}",
             lines=lines,
             description=f"invoice {invoice_no}",
-            instance_id=call.instance_id,
         )
         row.posted, row.journal_entry_id = True, entry.id
         sales.add_receivable(
@@ -685,7 +683,6 @@ class O2C:
                 "due_date": due.isoformat(),
             },
         )
-        call.emit("journal.posted", entry_as_dict(entry))
         return {"invoice_no": invoice_no, "open_amount": order.gross, "paid_in_full": False}
 
     # Payments, dunning, close ------------------------------------------------------------
@@ -710,16 +707,14 @@ class O2C:
         if new:
             order = sales.get_order(call.session, v["order_no"])
             dims = _dims(order, invoice_no=invoice_no)
-            entry = post(
-                call.session,
+            post_entry(
+                call,
                 self.accounts,
                 kind="customer_payment",
                 source_key=f"payment:{payment.reference}",
                 lines=[Line("bank", debit=amount, dims=dims), Line("ar", credit=amount, dims=dims)],
                 description=f"payment {invoice_no}",
-                instance_id=call.instance_id,
             )
-            call.emit("journal.posted", entry_as_dict(entry))
         return {
             "open_amount": item.open_amount,
             "paid_in_full": item.open_amount == 0,
@@ -788,9 +783,7 @@ class O2C:
         order.status = "cancelled"
         call.emit("order.cancelled", {"order_no": order.order_no, "reason": reason})
         for entry in reversed_entries:
-            # One event per entry, each with its own stable idempotency key.
-            key = f"{call.task_id}:journal.posted:{entry.id}"
-            call.execution.emit("journal.posted", entry_as_dict(entry), key=key)
+            announce(call, entry)
         return {"cancelled": True}
 
 

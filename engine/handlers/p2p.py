@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 from domain import inventory
 from domain import procurement as p2p
 from domain.errors import BusinessError
-from domain.journal import AccountMap, Line, entry_as_dict, post, reverse
+from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry
 from engine import decisions as engine_decisions
 from engine.errors import Forbidden
+from engine.handlers.postings import announce, post_entry
 from engine.services import ServiceCall, ServiceRegistry
 from engine.store.tables import HumanTask, TaskCandidate
 from rules import procurement as rules_p2p
@@ -64,14 +65,6 @@ def _emit(call: ServiceCall, event: str, payload: dict[str, Any], suffix: str = 
     """Outbox row with a key stable per task and subject, so one task may send several."""
     key = f"{call.task_id}:{event}:{suffix}" if suffix else f"{call.task_id}:{event}"
     call.execution.emit(event, {"business_key": call.business_key, **payload}, key=key)
-
-
-def _post(call: ServiceCall, accounts: AccountMap, **entry: Any) -> JournalEntry:
-    journal_entry = post(
-        call.session, accounts, instance_id=call.instance_id, posted_at=call.now, **entry
-    )
-    _emit(call, "journal.posted", entry_as_dict(journal_entry), suffix=journal_entry.source_key)
-    return journal_entry
 
 
 def _signed(account: str, amount: Decimal, dims: Mapping[str, str | None]) -> Line:
@@ -438,7 +431,7 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
                 Line("inventory", debit=amount, dims=dims),
                 Line("grir", credit=amount, dims=dims),
             ]
-        _post(
+        post_entry(
             call,
             accounts,
             kind="goods_receipt",
@@ -481,7 +474,7 @@ def record_inspection(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]
         dims = _po_dims(po, lot=row.lot, gtin=row.gtin, udi=row.udi)
         amount = row.unit_cost * row.qty
         # The return undoes the receipt's posting for this lot: GR/IR against inventory.
-        _post(
+        post_entry(
             call,
             accounts,
             kind="goods_return",
@@ -661,7 +654,7 @@ def match_invoice(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
         Line("input_vat", debit=invoice.tax_amount, dims=dims),
         Line("ap", credit=invoice.gross_total, dims=dims),
     ]
-    entry = _post(
+    entry = post_entry(
         call,
         accounts,
         kind="vendor_invoice",
@@ -695,7 +688,7 @@ def _withdraw_invoice(call: ServiceCall, status: str, event: str, reason: str) -
     if invoice.journal_entry_id is not None:
         entry = session.get(JournalEntry, invoice.journal_entry_id)
         mirror = reverse(session, entry, reason)
-        _emit(call, "journal.posted", entry_as_dict(mirror), suffix=mirror.source_key)
+        announce(call, mirror)
     p2p.release_payment_blocks(
         session, invoice, by=call.execution.actor or "unknown", reason=reason, at=call.now
     )
@@ -821,7 +814,7 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
     po = p2p.require_po(session, invoice.po_no)
     paid = _decimal(message.get("amount"), "payment_executed.amount")
     dims = _po_dims(po, invoice_no=invoice.invoice_no)
-    _post(
+    post_entry(
         call,
         accounts,
         kind="vendor_payment",
