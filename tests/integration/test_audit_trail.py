@@ -55,10 +55,8 @@ def call(client, who: str, tokens, method: str, path: str, **kwargs: Any):
     return client.open(path, method=method, headers=headers, **kwargs)
 
 
-def run_order(client, tokens, approval_bpmn: bytes, business_key: str = "SO-1") -> str:
-    """Deploy, start, approve and pay one order over HTTP; returns the instance id."""
-    from io import BytesIO
-
+def deploy_and_start(client, tokens, approval_bpmn: bytes, business_key: str, **variables: Any):
+    """Deploy the approval model as the analyst and start one instance as the ERP."""
     call(
         client,
         "analyst",
@@ -67,17 +65,19 @@ def run_order(client, tokens, approval_bpmn: bytes, business_key: str = "SO-1") 
         "/api/v1/definitions",
         data={"file": (BytesIO(approval_bpmn), "approval.bpmn")},
     )
-    started = call(
+    return call(
         client,
         "erp",
         tokens,
         "POST",
         "/api/v1/processes/approval/instances",
-        json={
-            "business_key": business_key,
-            "variables": {"amount": 5000, "approval_timeout": "P1D"},
-        },
+        json={"business_key": business_key, "variables": {"amount": 5000, **variables}},
     )
+
+
+def run_order(client, tokens, approval_bpmn: bytes, business_key: str = "SO-1") -> str:
+    """Deploy, start, approve and pay one order over HTTP; returns the instance id."""
+    started = deploy_and_start(client, tokens, approval_bpmn, business_key, approval_timeout="P1D")
     assert started.status_code == 201, started.json
     instance = started.json
     done = call(
@@ -342,22 +342,7 @@ def test_a_failed_service_task_keeps_the_trail_of_what_the_command_did_before_it
 ):
     """The failing step's savepoint is rolled back; the instance row written before it, the
     start and the incident stay recorded."""
-    call(
-        client,
-        "analyst",
-        tokens,
-        "POST",
-        "/api/v1/definitions",
-        data={"file": (BytesIO(approval_bpmn), "approval.bpmn")},
-    )
-    started = call(
-        client,
-        "erp",
-        tokens,
-        "POST",
-        "/api/v1/processes/approval/instances",
-        json={"business_key": "SO-X", "variables": {"amount": 5000, "explode": True}},
-    )
+    started = deploy_and_start(client, tokens, approval_bpmn, "SO-X", explode=True)
     assert started.status_code == 201, started.json
     assert started.json["status"] == "incident"
     actions = [e["action"] for e in trail(client, tokens, f"&entity=instance:{started.json['id']}")]
