@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,34 +37,37 @@ def parse(path: Path, process_id: str) -> tuple[Any, dict[str, Any]]:
     return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
 
 
-def run_straight_through(path: Path, process_id: str, count: int) -> Throughput:
-    """W1: start, run every step to the end."""
-    spec, subprocess_specs = parse(path, process_id)
+def _timed(count: int, one: Callable[[], None]) -> Throughput:
     latencies = []
     started = time.perf_counter()
     for _ in range(count):
         begun = time.perf_counter()
-        workflow = BpmnWorkflow(spec, subprocess_specs)
-        workflow.do_engine_steps()
-        if not workflow.completed:
-            raise RuntimeError(f"{process_id} did not complete in memory")
+        one()
         latencies.append(time.perf_counter() - begun)
     return Throughput(count, time.perf_counter() - started, latencies)
+
+
+def _run_to_end(workflow: BpmnWorkflow, process_id: str) -> None:
+    workflow.do_engine_steps()
+    if not workflow.completed:
+        raise RuntimeError(f"{process_id} did not complete in memory")
+
+
+def run_straight_through(path: Path, process_id: str, count: int) -> Throughput:
+    """W1: start, run every step to the end."""
+    spec, subprocess_specs = parse(path, process_id)
+    return _timed(count, lambda: _run_to_end(BpmnWorkflow(spec, subprocess_specs), process_id))
 
 
 def run_with_user_task(path: Path, process_id: str, count: int) -> Throughput:
     """W2: start, run to the user task, complete it, run to the end."""
     spec, subprocess_specs = parse(path, process_id)
-    latencies = []
-    started = time.perf_counter()
-    for _ in range(count):
-        begun = time.perf_counter()
+
+    def one() -> None:
         workflow = BpmnWorkflow(spec, subprocess_specs)
         workflow.do_engine_steps()
         (task,) = workflow.get_tasks(state=TaskState.READY, manual=True)
         task.run()
-        workflow.do_engine_steps()
-        if not workflow.completed:
-            raise RuntimeError(f"{process_id} did not complete in memory")
-        latencies.append(time.perf_counter() - begun)
-    return Throughput(count, time.perf_counter() - started, latencies)
+        _run_to_end(workflow, process_id)
+
+    return _timed(count, one)
