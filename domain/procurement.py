@@ -589,6 +589,16 @@ def invoice_as_dict(row: VendorInvoice) -> dict[str, Any]:
     }
 
 
+def po_line_as_dict(line: PurchaseOrderLine) -> dict[str, Any]:
+    return {
+        "line_no": line.line_no,
+        "sku": line.sku,
+        "gtin": line.gtin,
+        "qty": line.qty,
+        "unit_price": str(line.unit_price),
+    }
+
+
 def purchase_order_as_dict(session: Session, po: PurchaseOrder) -> dict[str, Any]:
     received = received_quantities(session, po.po_no)
     receipts = session.scalars(
@@ -607,14 +617,7 @@ def purchase_order_as_dict(session: Session, po: PurchaseOrder) -> dict[str, Any
         "status": po.status,
         "min_shelf_life_days": po.min_shelf_life_days,
         "lines": [
-            {
-                "line_no": line.line_no,
-                "sku": line.sku,
-                "gtin": line.gtin,
-                "qty": line.qty,
-                "unit_price": str(line.unit_price),
-                "qty_received": received.get(line.line_no, 0),
-            }
+            {**po_line_as_dict(line), "qty_received": received.get(line.line_no, 0)}
             for line in po_lines(session, po.po_no).values()
         ],
         "receipts": [

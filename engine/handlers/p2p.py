@@ -297,16 +297,7 @@ def issue_purchase_order(call: ServiceCall) -> dict[str, Any]:
             "currency": po.currency,
             "cost_center": po.cost_center,
             "min_shelf_life_days": po.min_shelf_life_days,
-            "lines": [
-                {
-                    "line_no": line.line_no,
-                    "sku": line.sku,
-                    "gtin": line.gtin,
-                    "qty": line.qty,
-                    "unit_price": str(line.unit_price),
-                }
-                for line in lines
-            ],
+            "lines": [p2p.po_line_as_dict(line) for line in lines],
         },
     )
     return {"po_no": po_no, "po_fully_received": False}
