@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
 from api.bootstrap import Container, bootstrap
 from api.settings import Settings
@@ -32,6 +34,24 @@ def demo_services() -> ServiceRegistry:
     services = default_registry()
     services.register("demo.lookup", lookup_customer)
     return services
+
+
+@dataclass
+class ApiClient:
+    """A user of the API through Flask's test client, with a token per demo user."""
+
+    container: Container
+    client: FlaskClient
+    tokens: dict[str, str]
+
+    def call(self, method: str, path: str, who: str = "erp", **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}", **kwargs.pop("headers", {})}
+        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
+
+    def ok(self, method: str, path: str, who: str = "erp", **kwargs: Any) -> Any:
+        response = self.call(method, path, who, **kwargs)
+        assert response.status_code < 300, (method, path, response.status_code, response.json)
+        return response.json
 
 
 def make_container(database_url: str, tmp_path: Path, **settings: Any) -> Container:

@@ -7,7 +7,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from api.app import create_app
@@ -15,6 +14,7 @@ from api.bootstrap import Container
 from domain.records import JournalEntry
 from engine.definitions.compile import SourceFile
 from engine.scheduler import dispatch_outbox
+from tests.integration.conftest import ApiClient
 
 MODEL = Path(__file__).resolve().parents[2] / "processes" / "order_to_cash.bpmn"
 GTIN = "06901234567892"
@@ -27,20 +27,7 @@ def udi(lot: str, serial: int | None = None, expiry: str = "281231", gtin: str =
 
 
 @dataclass
-class O2CApi:
-    container: Container
-    client: FlaskClient
-    tokens: dict[str, str]
-
-    def call(self, method: str, path: str, who: str = "erp", **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}", **kwargs.pop("headers", {})}
-        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
-
-    def ok(self, method: str, path: str, who: str = "erp", **kwargs: Any) -> Any:
-        response = self.call(method, path, who, **kwargs)
-        assert response.status_code < 300, (method, path, response.status_code, response.json)
-        return response.json
-
+class O2CApi(ApiClient):
     def customer(self, cid: str, **values: Any) -> None:
         body = {
             "name": cid,

@@ -11,7 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from api.app import create_app
@@ -19,6 +18,7 @@ from api.bootstrap import Container
 from domain.records import JournalEntry
 from engine.definitions.compile import SourceFile
 from engine.store.tables import OutboxMessage
+from tests.integration.conftest import ApiClient
 
 MODEL = Path(__file__).resolve().parents[2] / "processes" / "procure_to_pay.bpmn"
 GTIN = "06901234567892"
@@ -43,10 +43,7 @@ class Clock:
 
 
 @dataclass
-class P2PApi:
-    container: Container
-    client: FlaskClient
-    tokens: dict[str, str]
+class P2PApi(ApiClient):
     clock: Clock
     po_no: str = ""
     req_no: str = ""
@@ -56,15 +53,6 @@ class P2PApi:
     @property
     def today(self) -> date:
         return self.clock.now.date()
-
-    def call(self, method: str, path: str, who: str = "erp", **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}", **kwargs.pop("headers", {})}
-        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
-
-    def ok(self, method: str, path: str, who: str = "erp", **kwargs: Any) -> Any:
-        response = self.call(method, path, who, **kwargs)
-        assert response.status_code < 300, (method, path, response.status_code, response.json)
-        return response.json
 
     def supplier(self, sid: str = SUPPLIER, **values: Any) -> dict[str, Any]:
         body = {
