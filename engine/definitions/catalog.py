@@ -17,6 +17,18 @@ from engine.store.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
+class LoadedDefinition:
+    """One stored version as commands use it: immutable, so it is cached per id per process."""
+
+    id: int
+    key: str
+    version: int
+    elements: dict[str, Any]
+    spec: Any
+    subprocess_specs: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Deployed:
     key: str
     version: int
@@ -33,7 +45,7 @@ class DefinitionCatalog:
     ) -> None:
         self.known_topic = known_topic
         self.known_ruleset = known_ruleset
-        self._cache: OrderedDict[int, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self._cache: OrderedDict[int, LoadedDefinition] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -65,21 +77,9 @@ class DefinitionCatalog:
             )
             uow.session.add(row)
             uow.session.flush()
-            with self._lock:
-                self._cache[row.id] = compiled.specs[key]
+            self._remember(row, compiled.specs[key])
             results.append(Deployed(key, row.version, row.checksum, created=True))
         return results
-
-    def latest(self, uow: UnitOfWork, key: str) -> Definition:
-        row = uow.session.execute(
-            select(Definition)
-            .where(Definition.key == key)
-            .order_by(Definition.version.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if row is None:
-            raise NotFound(f"no process definition with key '{key}'")
-        return row
 
     def version(self, uow: UnitOfWork, key: str, version: int) -> Definition:
         row = uow.session.execute(
@@ -113,20 +113,48 @@ class DefinitionCatalog:
     def count(self, uow: UnitOfWork) -> int:
         return uow.session.execute(select(func.count()).select_from(Definition)).scalar_one()
 
-    def specs(self, row: Definition) -> tuple[Any, dict[str, Any]]:
-        """The parsed spec for a stored version, parsed once per process and cached."""
+    def loaded(self, uow: UnitOfWork, definition_id: int) -> LoadedDefinition:
+        """A stored version with its parsed spec and elements, read and parsed once per process.
+
+        Rows never change after deploy, so only the first use in a process reads the row (and
+        the deferred XML); later commands pay one dictionary lookup instead of a query plus a
+        JSON decode of the element map.
+        """
         with self._lock:
-            cached = self._cache.get(row.id)
+            cached = self._cache.get(definition_id)
             if cached is not None:
-                self._cache.move_to_end(row.id)
+                self._cache.move_to_end(definition_id)
                 return cached
+        row = self.by_id(uow, definition_id)
         files = [SourceFile(f["name"], f["content"].encode("utf-8")) for f in row.files]
         # Stored versions were validated at deploy time; re-validating topics here would strand
         # running instances if a handler were later renamed.
         compiled = compile_definition(files)
-        specs = compiled.specs[row.key]
+        return self._remember(row, compiled.specs[row.key])
+
+    def latest_loaded(
+        self, uow: UnitOfWork, key: str, version: int | None = None
+    ) -> LoadedDefinition:
+        """The newest version of `key` (or the given one); the query reads the index only."""
+        query = select(Definition.id).where(Definition.key == key)
+        if version:
+            query = query.where(Definition.version == version)
+        definition_id = uow.session.execute(
+            query.order_by(Definition.version.desc()).limit(1)
+        ).scalar_one_or_none()
+        if definition_id is None:
+            if version:
+                raise NotFound(f"process '{key}' has no version {version}")
+            raise NotFound(f"no process definition with key '{key}'")
+        return self.loaded(uow, definition_id)
+
+    def _remember(self, row: Definition, specs: tuple[Any, dict[str, Any]]) -> LoadedDefinition:
+        spec, subprocess_specs = specs
+        loaded = LoadedDefinition(
+            row.id, row.key, row.version, row.elements, spec, subprocess_specs
+        )
         with self._lock:
-            self._cache[row.id] = specs
+            self._cache[row.id] = loaded
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return specs
+        return loaded

@@ -106,9 +106,8 @@ def _load(rt: Runtime, uow: UnitOfWork, instance_id: str, actor: Actor, skip_loc
         if skip_locked:
             return None
         raise NotFound(f"no instance '{instance_id}'")
-    definition = rt.catalog.by_id(uow, instance.definition_id)
-    spec, subprocess_specs = rt.catalog.specs(definition)
-    workflow = load_state(instance.state, spec, subprocess_specs)
+    definition = rt.catalog.loaded(uow, instance.definition_id)
+    workflow = load_state(instance.state, definition.spec, definition.subprocess_specs)
     workflow.script_engine = make_script_engine()
     return Execution(
         uow=uow,
@@ -319,13 +318,10 @@ def start(
             previous = _idempotent(uow, "start", idempotency_key, digest)
             if previous is not None:
                 return previous
-            definition = (
-                rt.catalog.version(uow, process_key, version)
-                if version
-                else rt.catalog.latest(uow, process_key)
+            definition = rt.catalog.latest_loaded(uow, process_key, version)
+            workflow = BpmnWorkflow(
+                definition.spec, definition.subprocess_specs, script_engine=make_script_engine()
             )
-            spec, subprocess_specs = rt.catalog.specs(definition)
-            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=make_script_engine())
             for task in workflow.get_tasks(state=TaskState.READY):
                 task.data.update(variables)
             instance = Instance(

@@ -15,13 +15,14 @@ from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
+from engine.definitions.catalog import LoadedDefinition
 from engine.definitions.task_specs import ExternalServiceTask, RulesetTask
 from engine.errors import BusinessError
 from engine.runtime import clock  # noqa: F401 - SpiffWorkflow timers follow the runtime clock
 from engine.runtime.context import executing
 from engine.runtime.state import to_json_safe
 from engine.services import ServiceCall, ServiceRegistry
-from engine.store.tables import Definition, Instance, InstanceEvent, OutboxMessage
+from engine.store.tables import Instance, InstanceEvent, OutboxMessage
 from engine.store.uow import UnitOfWork
 
 
@@ -53,7 +54,7 @@ class Incident:
 class Execution:
     uow: UnitOfWork
     instance: Instance
-    definition: Definition
+    definition: LoadedDefinition
     workflow: BpmnWorkflow
     services: ServiceRegistry
     rules: DecisionMaker

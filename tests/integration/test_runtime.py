@@ -122,8 +122,8 @@ def test_crashing_handler_is_an_incident_that_keeps_the_instance_and_retry_resum
         # The fix arrives as data: the handler no longer fails on retry.
         from engine.runtime.state import dump_state, load_state
 
-        definition = rt.catalog.by_id(uow, instance.definition_id)
-        workflow = load_state(instance.state, *rt.catalog.specs(definition))
+        definition = rt.catalog.loaded(uow, instance.definition_id)
+        workflow = load_state(instance.state, definition.spec, definition.subprocess_specs)
         for task in workflow.get_tasks():
             task.data.pop("explode", None)
         instance.state = dump_state(workflow)
