@@ -31,6 +31,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("demo tokens (also in %s):" % (settings.data_dir / "demo_tokens.env"))
         for user, token in tokens.items():
             print(f"  {user:<8} {token}")
+    workers = args.workers or settings.workers
+    if workers > 1:
+        from api.workers import FlowgateServer
+
+        # Workers build their own containers after the fork (api/workers.py).
+        container.close()
+        FlowgateServer(settings, host, port, workers).run()
+        return 0
     if settings.scheduler:
         container.start_scheduler()
     app = create_app(container=container)
@@ -198,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the API (and the scheduler unless disabled)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="server processes (FLOWGATE_WORKERS)")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("worker", help="run only the scheduler").set_defaults(func=cmd_worker)
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)

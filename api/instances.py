@@ -80,6 +80,7 @@ def get_instance(instance_id: str):
         body["ended_at"] = instance.ended_at.isoformat() if instance.ended_at else None
         body["history"] = [
             {
+                "id": e.id,
                 "at": e.at.isoformat(),
                 "type": e.type,
                 "element_id": e.element_id,

@@ -37,6 +37,9 @@ class Settings:
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # Server processes for `flowgate serve` (1: one threaded werkzeug process) and threads each.
+    workers: int = 1
+    threads: int = 8
     secret_key: str = ""
     scheduler: bool = True
     tick_seconds: float = 1.0
@@ -75,6 +78,8 @@ class Settings:
             "database_url": url,
             "host": env.get("FLOWGATE_HOST", "127.0.0.1"),
             "port": int(env.get("FLOWGATE_PORT", "8000")),
+            "workers": int(env.get("FLOWGATE_WORKERS", "1")),
+            "threads": int(env.get("FLOWGATE_THREADS", "8")),
             "secret_key": env.get("FLOWGATE_SECRET_KEY", ""),
             "scheduler": _flag(env.get("FLOWGATE_SCHEDULER", "on")),
             "tick_seconds": float(env.get("FLOWGATE_TICK_SECONDS", "1")),

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -37,6 +37,7 @@ from engine.store.tables import (
     HumanTask,
     IdempotencyRecord,
     Instance,
+    InstanceEvent,
     MessageSubscription,
     Timer,
 )
@@ -168,10 +169,26 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
         subscriptions: list[MessageSubscription] = []
     else:
         subscriptions = sync_projections(ex)
+    _number_events(ex)
     ex.uow.session.add_all(ex.events)
     ex.events = []
     ex.uow.session.flush()
     return subscriptions
+
+
+def _number_events(ex: Execution) -> None:
+    """Give history rows their ids up front on SQLite, so they go in as one executemany.
+
+    SQLite cannot return the keys of a multi-row INSERT in order, so SQLAlchemy inserts rows
+    without an id one statement at a time: dozens per command on a straight-through order.
+    The command holds SQLite's only write lock, so the next ids are max(id) + 1 onwards.
+    PostgreSQL batches with RETURNING already and must keep its sequence.
+    """
+    if not ex.uow.sqlite or len(ex.events) < 2:
+        return
+    last = ex.uow.session.execute(select(func.max(InstanceEvent.id))).scalar_one()
+    for offset, event in enumerate(ex.events, start=(last or 0) + 1):
+        event.id = offset
 
 
 def _take_buffered(

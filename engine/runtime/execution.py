@@ -22,6 +22,7 @@ from engine.runtime import clock  # noqa: F401 - SpiffWorkflow timers follow the
 from engine.runtime.context import executing
 from engine.runtime.state import to_json_safe
 from engine.services import ServiceCall, ServiceRegistry
+from engine.store.audit import ENGINE_STEP
 from engine.store.tables import Instance, InstanceEvent, OutboxMessage
 from engine.store.uow import UnitOfWork
 
@@ -160,7 +161,7 @@ class Execution:
             if savepoint is not None:
                 savepoint.commit()
             if task.task_spec.bpmn_id is not None:
-                self.record("element_completed", task.task_spec.bpmn_id)
+                self.record(ENGINE_STEP, task.task_spec.bpmn_id)
             current.clear()
 
         with executing(self):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    # SQLite admits one writer. Writers of this process queue on a lock first: SQLite's own
-    # busy handler polls with growing sleeps, which turned four busy threads into a p99 of half
-    # a second; a lock hands over the moment the writer before commits. Other processes
-    # (a separate `flowgate worker`) still meet at BEGIN IMMEDIATE and busy_timeout.
-    writer = threading.RLock()
+    writer = _writer_lock(parsed.database)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
@@ -62,6 +60,71 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     event.listen(engine, "rollback", _release)
 
     return engine
+
+
+class _WriterLock:
+    """SQLite admits one writer: writers queue here before BEGIN IMMEDIATE.
+
+    SQLite's own busy handler polls with growing sleeps, which turned four busy threads into a
+    p99 of half a second. Threads of one process queue on an RLock; processes (gunicorn
+    workers, `flowgate worker`, the CLI) then queue on an advisory `flock` on a file beside the
+    database. Both hand over the moment the writer before commits. The flock is taken only on
+    the outermost acquire, because a second LOCK_EX on the same descriptor would not block and
+    an inner release would drop it early.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._path = f"{database}.writer-lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _descriptor(self) -> int | None:
+        if self._path is None:
+            return None
+        # A forked child must not share its parent's open file description, or the two
+        # processes would hold the same lock at once.
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self) -> None:
+        self._threads.acquire()
+        if self._depth == 0:
+            try:
+                fd = self._descriptor()
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+_WRITER_LOCKS: dict[str, _WriterLock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(database: str | None) -> _WriterLock:
+    """One lock (and one descriptor) per database file per process, shared by its engines."""
+    key = os.path.realpath(database) if database and database != ":memory:" else ""
+    if not key:
+        return _WriterLock(None)
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.get(key)
+        if lock is None:
+            lock = _WRITER_LOCKS[key] = _WriterLock(key)
+        return lock
 
 
 def is_sqlite(engine: Engine) -> bool:

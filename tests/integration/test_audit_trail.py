@@ -269,6 +269,26 @@ def test_only_the_auditor_and_admin_read_the_trail(client, tokens, container):
     assert response.status_code == 200
 
 
+def test_the_engine_steps_of_a_command_are_one_link_naming_each_element_and_history_row(
+    client, tokens, approval_bpmn
+):
+    instance_id = run_order(client, tokens, approval_bpmn)
+    links = [
+        e
+        for e in trail(client, tokens, f"&entity=instance:{instance_id}")
+        if e["action"] == "elements_completed"
+    ]
+    instance = call(client, "auditor", tokens, "GET", f"/api/v1/instances/{instance_id}")
+    steps = [e for e in instance.json["history"] if e["type"] == "element_completed"]
+    # One link per command that ran steps (start, approval, payment), together naming every
+    # step in the instance's history, in order, by its history row.
+    assert len(links) == 3
+    assert [i for link in links for i in link["after"]["event_ids"]] == [e["id"] for e in steps]
+    assert [el for link in links for el in link["after"]["elements"]] == [
+        e["element_id"] for e in steps
+    ]
+
+
 def test_revoking_a_key_is_audited_and_the_key_stops_working(
     client, tokens, container, database_url, monkeypatch, capsys
 ):
