@@ -109,9 +109,10 @@ def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     return Server(base, {k[:-6].lower(): v for k, v in tokens.items()}, process, log)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture(params=["1", "2"], ids=["one-process", "two-gunicorn-workers"])
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """The embedded server as `make run` starts it, and with `--workers 2` (gunicorn)."""
     (tmp_path / "processes").mkdir()
-    srv = start_server(tmp_path)
+    srv = start_server(tmp_path, {"FLOWGATE_WORKERS": request.param})
     yield srv
     srv.stop()
