@@ -253,6 +253,7 @@ STRAIGHT_PATH = {
     "udi_route": "ok",
     "paid_in_full": True,
     "dunning_escalated": {},
+    "dunning_due": "2099-01-01T00:00:00+00:00",
 }
 
 

@@ -29,10 +29,11 @@ from domain.errors import BusinessError
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
+from engine.decisions import record_decision
 from engine.handlers.postings import announce, post_entry
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
-from rules.escalation import ESCALATION_KEY, decide_dunning
+from rules.escalation import DUNNING_KEY, ESCALATION_KEY, decide_dunning
 from rules.shipment import (
     CustomerStanding,
     LotRecord,
@@ -151,6 +152,7 @@ class O2C:
             "o2c.invoice": self.invoice,
             "o2c.payment": self.payment,
             "o2c.collections": self.collections,
+            "o2c.dunning": self.dunning,
             "o2c.close": self.close,
             "o2c.reject": self.reject,
             "o2c.apply_change": self.apply_change,
@@ -683,7 +685,12 @@ class O2C:
                 "due_date": due.isoformat(),
             },
         )
-        return {"invoice_no": invoice_no, "open_amount": order.gross, "paid_in_full": False}
+        return {
+            "invoice_no": invoice_no,
+            "open_amount": order.gross,
+            "paid_in_full": False,
+            "dunning_due": next_dunning_at(self.rules, due, 0, today),
+        }
 
     # Payments, dunning, close ------------------------------------------------------------
 
@@ -719,6 +726,33 @@ class O2C:
             "open_amount": item.open_amount,
             "paid_in_full": item.open_amount == 0,
             "payment_received": None,
+        }
+
+    def dunning(self, call: ServiceCall) -> dict[str, Any]:
+        """The dunning timer fired: raise the invoice's level as of now (DOMAIN §1).
+
+        The `dunning` rules decide the level from the days past due, with a decision record;
+        a raised level is a `dunning.level_changed` event, level 4 opens the collections task,
+        and the timer is set again for the day the next level starts.
+        """
+        as_of = call.now.date()
+        item = sales.get_receivable(call.session, call.variables["invoice_no"])
+        step = decide_dunning(self.rules, (as_of - item.due_date).days, as_of)
+        record_decision(call.execution, call.element_id, step.decision.to_record())
+        raised = step.level > item.dunning_level and item.status == "open"
+        if raised:
+            previous, item.dunning_level = item.dunning_level, step.level
+            call.emit(
+                "dunning.level_changed",
+                dunning_payload(item, previous, step.level, as_of, step.collections_task),
+            )
+        return {
+            "dunning_escalated": {
+                "level": item.dunning_level,
+                "raised": raised,
+                "collections_task": raised and step.collections_task,
+            },
+            "dunning_due": next_dunning_at(self.rules, item.due_date, item.dunning_level, as_of),
         }
 
     def collections(self, call: ServiceCall) -> dict[str, Any]:
@@ -787,20 +821,50 @@ class O2C:
         return {"cancelled": True}
 
 
-def sweep_dunning(runtime: Any, rules: RulesService) -> int:
-    """Raise dunning levels of overdue items as of the runtime's clock (DOMAIN §1).
+def next_dunning_at(rules: RulesService, due: date, level: int, as_of: date) -> str:
+    """When the next dunning level starts, as the O2C model's timer date (UTC, ISO 8601).
 
-    Runs on the scheduler tick. Each raised level is a `dunning.level_changed` outbox event,
-    and for a flowgate invoice a `dunning_escalated` message to its O2C instance, whose model
-    opens the collections task when the `dunning` rules say so. The clock is the runtime's,
+    Level n starts `p_level_n_days` after the due date (the `dunning` parameters in force).
+    When that day has already passed (the parameters changed) the timer looks again the next
+    day; past the last level it looks monthly, in case the levels are extended.
+    """
+    _, parameters = rules.parameters(DUNNING_KEY, as_of)
+    threshold = parameters.get(f"p_level_{level + 1}_days")
+    if threshold is None:
+        when = as_of + timedelta(days=30)
+    else:
+        when = max(due + timedelta(days=int(threshold)), as_of + timedelta(days=1))
+    return datetime.combine(when, datetime.min.time()).isoformat() + "+00:00"
+
+
+def dunning_payload(
+    item: sales.Receivable, previous: int, level: int, as_of: date, collections_task: bool
+) -> dict[str, Any]:
+    return {
+        "document_no": item.document_no,
+        "customer_id": item.customer_id,
+        "order_no": item.order_no,
+        "previous_level": previous,
+        "level": level,
+        "open_amount": str(item.open_amount),
+        "days_past_due": (as_of - item.due_date).days,
+        "collections_task": collections_task,
+    }
+
+
+def sweep_dunning(runtime: Any, rules: RulesService) -> int:
+    """Raise dunning levels of overdue ERP receivables as of the runtime's clock (DOMAIN §1).
+
+    Runs on the scheduler tick for open items the ERP synced (`POST /receivables`); invoices
+    of a running O2C instance are dunned by that instance's own timer (`raise_dunning`).
+    Each raised level is a `dunning.level_changed` outbox event. The clock is the runtime's,
     so a test (or a replay) moves time by injecting it.
     """
-    from engine.runtime.commands import SYSTEM, deliver_message
     from engine.store.tables import OutboxMessage
 
     now = runtime.clock()
     as_of = now.date()
-    messages: list[tuple[str, dict[str, Any], str]] = []
+    raised = 0
     with runtime.uow() as uow:
         items = uow.session.scalars(
             select(sales.Receivable)
@@ -808,38 +872,26 @@ def sweep_dunning(runtime: Any, rules: RulesService) -> int:
             .order_by(sales.Receivable.id)
         ).all()
         for item in items:
+            order = uow.session.get(sales.SalesOrder, item.order_no) if item.order_no else None
+            if order is not None and order.instance_id:
+                continue
             step = decide_dunning(rules, (as_of - item.due_date).days, as_of)
             if step.level <= item.dunning_level:
                 continue
             previous, item.dunning_level = item.dunning_level, step.level
-            order = uow.session.get(sales.SalesOrder, item.order_no) if item.order_no else None
-            payload = {
-                "document_no": item.document_no,
-                "customer_id": item.customer_id,
-                "order_no": item.order_no,
-                "previous_level": previous,
-                "level": step.level,
-                "open_amount": str(item.open_amount),
-                "days_past_due": (as_of - item.due_date).days,
-                "collections_task": step.collections_task,
-            }
-            key = f"dunning:{item.document_no}:{step.level}"
             uow.session.add(
                 OutboxMessage(
-                    idempotency_key=key,
+                    idempotency_key=f"dunning:{item.document_no}:{step.level}",
                     event_type="dunning.level_changed",
-                    instance_id=order.instance_id if order else None,
-                    payload=payload,
+                    instance_id=None,
+                    payload=dunning_payload(item, previous, step.level, as_of, False),
                     next_attempt_at=now,
                     created_at=now,
                 )
             )
-            if order is not None and order.instance_id:
-                messages.append((order.order_no, payload, key))
+            raised += 1
         uow.commit()
-    for order_no, payload, key in messages:
-        deliver_message(runtime, "dunning_escalated", order_no, payload, key, SYSTEM)
-    return len(messages)
+    return raised
 
 
 def seed_o2c_demo(session: Session, today: date) -> None:

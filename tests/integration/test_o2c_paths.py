@@ -253,6 +253,18 @@ def test_cancellation_reverses_the_postings(api: O2CApi) -> None:
     assert api.ok("GET", "/customers/C10/credit", who="carol")["exposure"]["total"] == "0.00"
 
 
+def _timers(api: O2CApi, instance_id: str) -> list:
+    from datetime import UTC
+
+    from sqlalchemy import select
+
+    from engine.store.tables import Timer
+
+    with api.container.runtime.uow(write=False) as uow:
+        rows = uow.session.scalars(select(Timer.due_at).where(Timer.instance_id == instance_id))
+        return [due.replace(tzinfo=UTC) for due in rows]
+
+
 def test_order_edited_up_after_release_is_credit_checked_again(api: O2CApi) -> None:
     api.customer("C11")
     api.lot("LQ", status="quarantined")
@@ -266,10 +278,13 @@ def test_order_edited_up_after_release_is_credit_checked_again(api: O2CApi) -> N
     assert [w["name"] for w in api.instance(started["id"])["waiting_for"]] == ["shipment_confirmed"]
 
 
-def test_late_payment_raises_dunning_levels_and_opens_a_collections_task(api: O2CApi) -> None:
+def test_late_payment_raises_dunning_levels_by_timer_and_opens_a_collections_task(
+    api: O2CApi,
+) -> None:
     from datetime import UTC, datetime, timedelta
 
     from engine.handlers.o2c import sweep_dunning
+    from engine.scheduler import sweep_timers
 
     rt = api.container.runtime
     rules = rt.rules.rules  # type: ignore[attr-defined]
@@ -278,14 +293,24 @@ def test_late_payment_raises_dunning_levels_and_opens_a_collections_task(api: O2
     started = api.start("SO-12", "C12", [line()])
     _ship_ok(api, "SO-12")
     invoiced = datetime.now(UTC)
+    due = (invoiced + timedelta(days=30)).date()
     levels = []
-    for days in (30 + 7, 30 + 21, 30 + 35, 30 + 60):
-        rt.clock = lambda d=days: invoiced + timedelta(days=d)
-        assert sweep_dunning(rt, rules) == 1
-        assert sweep_dunning(rt, rules) == 0  # a level is raised once
+    for days in (7, 21, 35, 60):
+        # The instance's timer is set for the day the next level starts, not before.
+        [timer] = _timers(api, started["id"])
+        assert timer == datetime.combine(due + timedelta(days=days), datetime.min.time(), UTC)
+        rt.clock = lambda t=timer: t - timedelta(seconds=1)
+        assert sweep_timers(rt) == 0
+        rt.clock = lambda t=timer: t
+        assert sweep_timers(rt) == 1
+        # The ERP-receivable sweep leaves an invoice with its own process alone.
+        assert sweep_dunning(rt, rules) == 0
         credit = api.ok("GET", "/customers/C12/credit", who="carol")
         levels.append(credit["dunning_level"])
     assert levels == [1, 2, 3, 4]
+    dunning = [d for d in api.decisions(started["id"]) if d["ruleset_key"] == "dunning"]
+    assert [d["element_id"] for d in dunning] == ["raise_dunning"] * 4
+    assert [d["outcome"] for d in dunning] == ["warn", "warn", "hold", "hold"]
     task = _only_task(api, "SO-12", "collections_task")
     assert task["candidate_groups"] == ["collections"]
     events = api.outbox_events(started["id"])
@@ -298,3 +323,31 @@ def test_late_payment_raises_dunning_levels_and_opens_a_collections_task(api: O2
     assert paid.json["instance_status"] == "completed", paid.json
     assert api.open_tasks("SO-12") == []
     assert_balanced(api, "SO-12")
+
+
+def test_an_overdue_erp_receivable_is_dunned_by_the_sweep_once_per_level(api: O2CApi) -> None:
+    from datetime import UTC, datetime
+
+    from engine.handlers.o2c import sweep_dunning
+
+    rt = api.container.runtime
+    rules = rt.rules.rules  # type: ignore[attr-defined]
+    api.customer("C13")
+    api.ok(
+        "POST",
+        "/receivables",
+        json={
+            "document_no": "ERP-INV-13",
+            "customer_id": "C13",
+            "amount": "500.00",
+            "doc_date": "2026-10-01",
+            "due_date": "2026-10-31",
+        },
+    )
+    rt.clock = lambda: datetime(2026, 11, 21, tzinfo=UTC)  # 21 days past due: firm notice
+    assert sweep_dunning(rt, rules) == 1
+    assert sweep_dunning(rt, rules) == 0
+    assert api.ok("GET", "/customers/C13/credit", who="carol")["dunning_level"] == 2
+    body = api.ok("GET", "/outbox?event_type=dunning.level_changed", who="auditor")
+    [event] = [e for e in body["items"] if e["payload"]["document_no"] == "ERP-INV-13"]
+    assert (event["payload"]["previous_level"], event["payload"]["level"]) == (0, 2)
