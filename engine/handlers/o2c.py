@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 ZERO = Decimal("0.00")
 APPROVAL_TASK = "approve_credit"
+# The N-eyes approval; its idle timer shares the first approval's escalation service task.
+SECOND_APPROVAL_TASK = "approve_credit_second"
 SHELF_LIFE_RULES = ("shelf_life_below_minimum", "shelf_life_below_agreed_minimum")
 LOT_STATUS_RULES = frozenset({"lot_quarantined", "lot_not_released"})
 
@@ -257,7 +259,7 @@ class O2C:
             select(HumanTask)
             .where(
                 HumanTask.instance_id == call.instance_id,
-                HumanTask.element_id == APPROVAL_TASK,
+                HumanTask.element_id.in_((APPROVAL_TASK, SECOND_APPROVAL_TASK)),
                 HumanTask.status == "open",
             )
             .with_for_update()

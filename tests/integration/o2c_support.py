@@ -109,6 +109,7 @@ def make_api(container: Container) -> O2CApi:
         "carol": container.tokens.issue("carol", ["credit_manager"], ["credit_manager"]),
         "chris": container.tokens.issue("chris", ["credit_manager"], ["credit_manager"]),
         "frank": container.tokens.issue("frank", ["finance_director"], ["finance_director"]),
+        "cfo": container.tokens.issue("cfo", ["cfo"], ["cfo"]),
         "both": container.tokens.issue(
             "bo", ["credit_manager", "finance_director"], ["credit_manager", "finance_director"]
         ),

@@ -128,3 +128,30 @@ def test_the_timer_follows_the_escalation_parameters_and_holiday_calendar(api: O
     assert [level for level, _ in escalation_levels(api, task["id"])] == [1, 2, 3]
     rt.clock = lambda: MONDAY + timedelta(days=9)
     assert sweep_timers(rt) == 0
+
+
+def test_an_idle_second_approval_escalates_to_its_own_target(api: O2CApi) -> None:
+    """N-eyes: the finance director's task has its own idle timer and goes up to the CFO."""
+    rt = api.container.runtime
+    api.customer("C-ESC2", credit_limit="1000.00")
+    api.lot("L1")
+    line = {"line_no": 1, "gtin": "06901234567892", "lot": "L1", "qty": 2,
+            "unit_price": "1000.00", "tax_rate": "0.13"}  # fmt: skip
+    started = api.start("SO-ESC-3", "C-ESC2", [line])  # 126 % over the limit: N-eyes
+    [first] = api.open_tasks("SO-ESC-3")
+    assert api.complete(first["id"], "carol", approved=True, reason="ok").status_code == 200
+    [second] = api.open_tasks("SO-ESC-3")
+    assert second["element_id"] == "approve_credit_second"
+    assert timers_of(api, started["id"]) == [MONDAY + timedelta(days=1)]
+    for day in range(1, 5):  # to Friday: 2 x the 2-business-day SLA
+        rt.clock = lambda d=day: MONDAY + timedelta(days=d)
+        assert sweep_timers(rt) == 1, day
+    assert escalation_levels(api, second["id"]) == [
+        (1, "remind_assignee"),
+        (2, "escalate_add_candidates"),
+    ]
+    [escalated] = api.open_tasks("SO-ESC-3")
+    assert escalated["candidate_groups"] == ["finance_director", "cfo"]
+    done = api.complete(escalated["id"], "cfo", approved=True, reason="escalated to me")
+    assert done.status_code == 200, done.json
+    assert timers_of(api, started["id"]) == []
