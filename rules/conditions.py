@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +134,22 @@ def _known_type(
         )
         return None
     return value_type
+
+
+def referenced_names(engine_condition: Mapping[str, Any]) -> set[str]:
+    """Every fact and parameter name an encoded condition reads."""
+    names: set[str] = set()
+    for op, body in engine_condition.items():
+        if op in _COMBINATORS:
+            for child in body:
+                names |= referenced_names(child)
+            continue
+        # A comparison is {op: {name: operand}}; an equality is {name: operand}.
+        ((name, operand),) = body.items() if op in _COMPARISONS else ((op, body),)
+        names.add(name)
+        if isinstance(operand, dict):
+            names.add(operand["$m"])
+    return names
 
 
 def limit_errors(comparisons: list[Comparison]) -> list[dict[str, Any]]:

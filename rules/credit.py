@@ -103,8 +103,9 @@ def credit_facts(credit: CreditInput, as_of: date, parameters: Mapping[str, Any]
 
 def check_credit(rules: RulesService, credit: CreditInput, as_of: date) -> Decision:
     """Run the credit check for an order as of a business date."""
-    _, parameters = rules.parameters(KEY, as_of)
-    return rules.evaluate(KEY, credit_facts(credit, as_of, parameters), as_of)
+    return rules.evaluate_derived(
+        KEY, as_of, lambda parameters: credit_facts(credit, as_of, parameters)
+    )
 
 
 def release_still_valid(

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 from rules import values
-from rules.conditions import compile_condition, limit_errors
+from rules.conditions import compile_condition, limit_errors, referenced_names
 from rules.errors import FactsInvalid, RulesetInvalid
 
 OUTCOMES = ("pass", "warn", "hold", "reject")
@@ -28,6 +29,22 @@ class Rule:
     reason: str
     emit: Mapping[str, Any] = field(default_factory=dict)
     engine_condition: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def _reason_parts(self) -> tuple[tuple[str, str | None], ...]:
+        # Parsed once: the template was validated when the ruleset was parsed.
+        return tuple(
+            (literal, name) for literal, name, _, _ in string.Formatter().parse(self.reason)
+        )
+
+    def render_reason(self, facts: Mapping[str, Any], parameters: Mapping[str, Any]) -> str:
+        """Fill `{name}` placeholders with original (unscaled) fact or parameter values."""
+        return "".join(
+            literal
+            if name is None
+            else literal + values.render(facts[name] if name in facts else parameters[name])
+            for literal, name in self._reason_parts
+        )
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,16 @@ class ParameterVersion:
     version: int
     effective_from: date
     values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """Parameter values for one ruleset, with their engine and record encodings."""
+
+    version: int
+    values: Mapping[str, Any]
+    engine: Mapping[str, Any]
+    record: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -73,7 +100,11 @@ class Ruleset:
         return hashlib.sha256(encoded).hexdigest()[:16]
 
     def rule(self, rule_id: str) -> Rule:
-        return next(r for r in self.rules if r.id == rule_id)
+        return self._rules_by_id[rule_id]
+
+    def fired_rules(self, rule_ids: Iterable[str]) -> list[Rule]:
+        """The rules named by `rule_ids`, each once, by priority (ties: id)."""
+        return sorted((self._rules_by_id[rule_id] for rule_id in set(rule_ids)), key=_rule_order)
 
     def engine_definition(self) -> dict[str, Any]:
         """The durable-rules definition, without actions (the host adds them)."""
@@ -103,13 +134,61 @@ class Ruleset:
     def parameters_to_json(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         return {k: values.to_json(self.parameter_types[k], v) for k, v in parameters.items()}
 
-    def engine_fact(self, facts: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict:
-        """Facts and parameters merged into the one fact the engine sees (rules/README)."""
-        fact = {k: values.to_engine(self.fact_types[k], v) for k, v in facts.items()}
-        for name, value in parameters.items():
-            if self.parameter_types[name] != "date_list":
-                fact[name] = values.to_engine(self.parameter_types[name], value)
-        return fact
+    def prepare_facts(
+        self, raw: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Type-check evaluation input like `coerce_facts`; return the coerced facts, what the
+        engine is sent and what the decision record holds, in one pass over the facts."""
+        if not (isinstance(raw, Mapping) and raw.keys() == self.fact_types.keys()):
+            self.coerce_facts(raw)  # raises FactsInvalid naming every problem
+        facts: dict[str, Any] = {}
+        engine: dict[str, Any] = {}
+        record: dict[str, Any] = {}
+        try:
+            for name, codec, in_condition in self._fact_codecs:
+                value = facts[name] = codec.coerce(raw[name])
+                if in_condition:
+                    engine[name] = codec.to_engine(value)
+                record[name] = codec.to_json(value)
+        except ValueError:
+            self.coerce_facts(raw)  # raises FactsInvalid naming every problem
+            raise
+        return facts, engine, record
+
+    def parameter_set(self, version: int, parameters: Mapping[str, Any]) -> ParameterSet:
+        """Coerced parameter values with their encodings (rules/README: parameters join facts).
+
+        The values are read-only: one set is shared by every decision made with that version,
+        and `Decision.to_record` copies the encodings.
+        """
+        engine = {
+            name: values.to_engine(self.parameter_types[name], value)
+            for name, value in parameters.items()
+            if name in self._condition_names
+        }
+        return ParameterSet(
+            version, MappingProxyType(dict(parameters)), engine, self.parameters_to_json(parameters)
+        )
+
+    @cached_property
+    def _condition_names(self) -> frozenset[str]:
+        # The engine is sent only what some condition reads: smaller facts to encode and parse.
+        return frozenset().union(*(referenced_names(r.engine_condition) for r in self.rules))
+
+    @cached_property
+    def _fact_codecs(self) -> tuple[tuple[str, values.Codec, bool], ...]:
+        return tuple(
+            (name, values.codec(t), name in self._condition_names)
+            for name, t in self.fact_types.items()
+        )
+
+    @cached_property
+    def _rules_by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
+
+def _rule_order(rule: Rule) -> tuple[int, str]:
+    return rule.priority, rule.id
 
 
 def parse_ruleset(data: Mapping[str, Any]) -> Ruleset:
@@ -164,7 +243,7 @@ def parse_ruleset(data: Mapping[str, Any]) -> Ruleset:
         parameter_types=parameter_types,
         parameter_defaults=defaults,
         defaults_effective_from=effective_from,
-        rules=tuple(sorted(rules, key=lambda r: (r.priority, r.id))),
+        rules=tuple(sorted(rules, key=_rule_order)),
         scenarios=tuple(scenarios),
         source=dict(data),
     )
@@ -231,16 +310,6 @@ def _template_errors(rule_id: str, reason: Any, types: dict[str, str]) -> list[d
                 }
             )
     return errors
-
-
-def render_reason(template: str, named_values: Mapping[str, Any]) -> str:
-    """Fill `{name}` placeholders with original (unscaled) values; templates were validated."""
-    out = []
-    for literal, name, _, _ in string.Formatter().parse(template):
-        out.append(literal)
-        if name is not None:
-            out.append(values.render(named_values[name]))
-    return "".join(out)
 
 
 def _parse_scenarios(

@@ -10,10 +10,12 @@ from rules.conditions import COMPILE_TIMEOUT_SECONDS, compile_in_subprocess
 from rules.decision import Decision, FiredRule
 from rules.errors import NoParametersInForce, RuleEvaluationFailed, RulesetInvalid, UnknownRuleset
 from rules.host import RulesHost, get_host
-from rules.model import ParameterVersion, Ruleset, parse_ruleset, render_reason
+from rules.model import ParameterSet, ParameterVersion, Ruleset, parse_ruleset
 from rules.repository import RulesetRepository, parameters_in_force
 
 MAX_REPLAY_EXAMPLES = 10
+# Parameter sets kept per service; a handful of keys times their live versions.
+_PARAMETER_SETS_KEPT = 256
 
 # (parameter version, effective values) for a scenario's as_of date.
 ParameterSource = Callable[[date], tuple[int, dict[str, Any]]]
@@ -30,6 +32,11 @@ class RulesService:
         self._host = host or get_host()
         self._compile_timeout = compile_timeout
         self._engine_names: dict[tuple[str, int, str], str] = {}
+        # Encoded parameter sets by (id(ruleset), id(parameter version)). Each entry holds both
+        # objects, so neither id can be reused by another object while the entry exists.
+        self._parameter_sets: dict[
+            tuple[int, int], tuple[Ruleset, ParameterVersion, ParameterSet]
+        ] = {}
 
     def list_keys(self) -> list[str]:
         """Every ruleset key the repository holds."""
@@ -44,6 +51,18 @@ class RulesService:
         """The parameter version in force at `as_of` and its values over the active defaults."""
         return self._parameters_for(self.ruleset(key), as_of)
 
+    def evaluate_derived(
+        self, key: str, as_of: date, derive: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    ) -> Decision:
+        """Decide on the facts `derive` computes from the parameters in force at `as_of`.
+
+        One parameter lookup serves the derivation and the decision, so both see the same
+        parameter version even if an analyst publishes a new one in between.
+        """
+        ruleset = self.ruleset(key)
+        parameters = self._parameter_set(ruleset, as_of)
+        return self._decide(ruleset, parameters, derive(parameters.values), as_of)
+
     def evaluate(
         self, key: str, facts: Mapping[str, Any], as_of: date, *, version: int | None = None
     ) -> Decision:
@@ -53,19 +72,19 @@ class RulesService:
         callers record the latter as a hold (fail closed, DESIGN §3).
         """
         ruleset = self.ruleset(key, version)
-        parameter_version, parameters = self._parameters_for(ruleset, as_of)
-        return self._decide(
-            ruleset, parameter_version, parameters, ruleset.coerce_facts(facts), as_of
-        )
+        parameters = self._parameter_set(ruleset, as_of)
+        return self._decide(ruleset, parameters, facts, as_of)
 
     def reevaluate(self, record: Mapping[str, Any]) -> Decision:
         """Re-run a decision record with its own ruleset version and parameter values."""
         ruleset = self._repository.get(record["ruleset_key"], record["ruleset_version"])
         return self._decide(
             ruleset,
-            record["parameter_version"],
-            ruleset.coerce_parameters(record["parameters"], partial=False),
-            ruleset.coerce_facts(record["facts"]),
+            ruleset.parameter_set(
+                record["parameter_version"],
+                ruleset.coerce_parameters(record["parameters"], partial=False),
+            ),
+            record["facts"],
             date.fromisoformat(record["as_of"]),
         )
 
@@ -123,9 +142,11 @@ class RulesService:
                 ruleset_parameters = {**defaults, **kept}
                 return self._decide(
                     new_ruleset,
-                    record["parameter_version"],
-                    new_ruleset.coerce_parameters(ruleset_parameters, partial=False),
-                    new_ruleset.coerce_facts(record["facts"]),
+                    new_ruleset.parameter_set(
+                        record["parameter_version"],
+                        new_ruleset.coerce_parameters(ruleset_parameters, partial=False),
+                    ),
+                    record["facts"],
                     date.fromisoformat(record["as_of"]),
                 )
         else:
@@ -137,9 +158,8 @@ class RulesService:
                 applicable = {k: v for k, v in changes.items() if k in ruleset.parameter_types}
                 return self._decide(
                     ruleset,
-                    record["parameter_version"],
-                    {**recorded, **applicable},
-                    ruleset.coerce_facts(record["facts"]),
+                    ruleset.parameter_set(record["parameter_version"], {**recorded, **applicable}),
+                    record["facts"],
                     date.fromisoformat(record["as_of"]),
                 )
 
@@ -176,16 +196,29 @@ class RulesService:
         return ruleset
 
     def _parameters_for(self, ruleset: Ruleset, as_of: date) -> tuple[int, dict[str, Any]]:
+        parameters = self._parameter_set(ruleset, as_of)
+        return parameters.version, dict(parameters.values)
+
+    def _parameter_set(self, ruleset: Ruleset, as_of: date) -> ParameterSet:
         versions = self._repository.parameter_versions(ruleset.key)
         try:
             in_force = parameters_in_force(versions, as_of)
         except NoParametersInForce:
             if versions:
                 raise
-            return 0, dict(ruleset.parameter_defaults)  # a key being published for the first time
+            # A key being published for the first time.
+            return ruleset.parameter_set(0, dict(ruleset.parameter_defaults))
+        cache_key = (id(ruleset), id(in_force))
+        cached = self._parameter_sets.get(cache_key)
+        if cached is not None:
+            return cached[2]
         # Defaults fill parameters that a newer ruleset version introduced.
         own = {k: v for k, v in in_force.values.items() if k in ruleset.parameter_types}
-        return in_force.version, {**ruleset.parameter_defaults, **own}
+        parameters = ruleset.parameter_set(in_force.version, {**ruleset.parameter_defaults, **own})
+        if len(self._parameter_sets) >= _PARAMETER_SETS_KEPT:
+            self._parameter_sets.clear()
+        self._parameter_sets[cache_key] = (ruleset, in_force, parameters)
+        return parameters
 
     def _scenario_failures(
         self, ruleset: Ruleset, parameters_at: ParameterSource
@@ -196,8 +229,7 @@ class RulesService:
             try:
                 decision = self._decide(
                     ruleset,
-                    parameter_version,
-                    {**parameters, **scenario.parameters},
+                    ruleset.parameter_set(parameter_version, {**parameters, **scenario.parameters}),
                     dict(scenario.facts),
                     scenario.as_of,
                 )
@@ -219,33 +251,33 @@ class RulesService:
         return failures
 
     def _decide(
-        self,
-        ruleset: Ruleset,
-        parameter_version: int,
-        parameters: dict[str, Any],
-        facts: dict[str, Any],
-        as_of: date,
+        self, ruleset: Ruleset, parameters: ParameterSet, raw_facts: Mapping[str, Any], as_of: date
     ) -> Decision:
+        """Raise FactsInvalid for bad `raw_facts`, RuleEvaluationFailed if the engine fails."""
+        facts, engine_facts, facts_json = ruleset.prepare_facts(raw_facts)
         fired_ids = self._host.fire(
-            self._engine_name(ruleset), ruleset.engine_fact(facts, parameters)
+            self._engine_name(ruleset), {**engine_facts, **parameters.engine}
         )
-        named = {**facts, **parameters}
-        fired = []
-        for rule_id in set(fired_ids):
-            rule = ruleset.rule(rule_id)
-            reason = render_reason(rule.reason, named)
-            fired.append(FiredRule(rule.id, rule.outcome, reason, rule.priority, dict(rule.emit)))
-        fired.sort(key=lambda f: (f.priority, f.rule_id))
+        fired = tuple(
+            FiredRule(
+                rule.id,
+                rule.outcome,
+                rule.render_reason(facts, parameters.values),
+                rule.priority,
+                dict(rule.emit),
+            )
+            for rule in ruleset.fired_rules(fired_ids)
+        )
         return Decision(
             ruleset_key=ruleset.key,
             ruleset_version=ruleset.version,
-            parameter_version=parameter_version,
+            parameter_version=parameters.version,
             as_of=as_of,
             facts=facts,
-            parameters=parameters,
-            fired=tuple(fired),
-            facts_json=ruleset.facts_to_json(facts),
-            parameters_json=ruleset.parameters_to_json(parameters),
+            parameters=parameters.values,
+            fired=fired,
+            facts_json=facts_json,
+            parameters_json=parameters.record,
         )
 
     def _engine_name(self, ruleset: Ruleset) -> str:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 
+import durable_rules_engine
 import pytest
 
 from rules.errors import RuleEvaluationFailed
@@ -22,7 +25,7 @@ def test_action_exception_fails_closed(
     host = RulesHost()
     service = RulesService(rules_service._repository, host)
 
-    def broken(sid: str, rule_id: str) -> None:
+    def broken(fired: list[str], rule_id: str) -> None:
         raise RuntimeError("action broke")
 
     monkeypatch.setattr(host, "record_firing", broken)
@@ -30,6 +33,44 @@ def test_action_exception_fails_closed(
         service.evaluate("dunning", FACTS, date(2026, 11, 23))
     monkeypatch.undo()
     assert service.evaluate("dunning", FACTS, date(2026, 11, 23)).outcome == "hold"
+
+
+def test_engine_failure_between_actions_fails_closed_and_frees_the_session(
+    rules_service: RulesService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = RulesHost()
+    service = RulesService(rules_service._repository, host)
+
+    def broken(handle: int, state_offset: int) -> str:
+        raise RuntimeError("engine broke")
+
+    monkeypatch.setattr(durable_rules_engine, "complete_and_start_action", broken)
+    for _ in range(1_100):  # more than the engine's 1,024 live sessions
+        with pytest.raises(RuleEvaluationFailed, match="engine broke"):
+            service.evaluate("dunning", FACTS, date(2026, 11, 23))
+    monkeypatch.undo()
+    assert service.evaluate("dunning", FACTS, date(2026, 11, 23)).outcome == "hold"
+
+
+def test_waiting_evaluations_take_the_host_in_arrival_order() -> None:
+    lock = RulesHost()._lock
+    order: list[int] = []
+
+    def evaluate(number: int) -> None:
+        with lock:
+            order.append(number)
+
+    with lock:
+        threads = []
+        for number in range(5):
+            thread = threading.Thread(target=evaluate, args=(number,))
+            thread.start()
+            threads.append(thread)
+            while len(lock._waiting) <= number:  # wait until this one is queued
+                time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+    assert order == [0, 1, 2, 3, 4]
 
 
 def test_evaluation_without_any_rule_firing_leaves_no_session(rules_service: RulesService) -> None:
