@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from engine.escalation import sweep_escalations
 from engine.runtime.commands import Runtime, fire_timer
@@ -51,13 +51,43 @@ def sweep_timers(rt: Runtime, batch: int = 200) -> int:
     return fired
 
 
-def sweep_buffer(rt: Runtime) -> int:
+def sweep_buffer(rt: Runtime, batch: int = 200) -> int:
+    """Expire buffered messages whose time-to-live ran out; return how many.
+
+    Nothing is deleted: the row is marked expired (and so never delivered later), and a
+    `message.expired` outbox event hands it back to the ERP with its payload, so a message
+    sent too early is answered, not lost.
+    """
+    now = rt.clock()
     with rt.uow() as uow:
-        result = uow.session.execute(
-            delete(BufferedMessage).where(BufferedMessage.expires_at <= rt.clock())
+        stmt = (
+            select(BufferedMessage)
+            .where(BufferedMessage.expires_at <= now, BufferedMessage.expired_at.is_(None))
+            .order_by(BufferedMessage.id)
+            .limit(batch)
         )
+        rows = uow.session.scalars(uow.for_update(stmt, skip_locked=True)).all()
+        for row in rows:
+            row.expired_at = now
+            uow.session.add(
+                OutboxMessage(
+                    idempotency_key=f"message-expired:{row.id}",
+                    event_type="message.expired",
+                    instance_id=None,
+                    payload={
+                        "name": row.message_name,
+                        "correlation_key": row.correlation_key,
+                        "message_id": row.message_id,
+                        "received_at": row.received_at.isoformat(),
+                        "expires_at": row.expires_at.isoformat(),
+                        "payload": row.payload,
+                    },
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
         uow.commit()
-        return result.rowcount or 0
+        return len(rows)
 
 
 def sign(secret: str, body: bytes) -> str:

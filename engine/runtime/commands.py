@@ -201,6 +201,7 @@ def _take_buffered(
                 BufferedMessage.message_name == sub.message_name,
                 BufferedMessage.correlation_key == sub.correlation_key,
                 BufferedMessage.expires_at > ex.now,
+                BufferedMessage.expired_at.is_(None),
             )
             .order_by(BufferedMessage.id)
             .limit(1)

@@ -199,7 +199,10 @@ ENGINE_TABLES: dict[type, TableSpec] = {
         ignore_updates_of=frozenset({"last_used_at"}),
     ),
     BufferedMessage: TableSpec(
-        "message", lambda r: f"{r.message_name}:{r.correlation_key}", created="message_buffered"
+        "message",
+        lambda r: f"{r.message_name}:{r.correlation_key}",
+        created="message_buffered",
+        updated="message_expired",
     ),
     Webhook: TableSpec("webhook", lambda r: str(r.id), "webhook_created", "webhook_changed"),
 }

@@ -228,7 +228,7 @@ class BufferedMessage(Base):
     __tablename__ = "message_buffer"
     __table_args__ = (
         Index("ix_buffer_lookup", "message_name", "correlation_key"),
-        Index("ix_buffer_expires", "expires_at"),
+        Index("ix_buffer_live_expiry", "expired_at", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -238,6 +238,9 @@ class BufferedMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+    # Set when the time-to-live ran out with nobody waiting: the row stays, for the ERP (a
+    # `message.expired` outbox event) and the auditor, instead of the message vanishing.
+    expired_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class InstanceEvent(Base):

@@ -140,6 +140,37 @@ def test_message_sent_before_the_wait_is_buffered_then_delivered(rt):
     assert body["status"] == "completed"
 
 
+def test_a_buffered_message_nobody_waits_for_expires_into_an_event_and_is_kept(rt):
+    from engine.scheduler import sweep_buffer
+    from engine.store.tables import BufferedMessage, OutboxMessage
+
+    sent_at = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    rt.clock = lambda: sent_at
+    buffered = commands.deliver_message(
+        rt, "payment_received", "SO-7", {"amount": "10"}, "m-7", ERP
+    )
+    assert buffered.status_code == 202
+    rt.clock = lambda: sent_at + rt.message_ttl - timedelta(seconds=1)
+    assert sweep_buffer(rt) == 0
+    rt.clock = lambda: sent_at + rt.message_ttl
+    assert sweep_buffer(rt) == 1
+    assert sweep_buffer(rt) == 0
+    with rt.uow(write=False) as uow:
+        [row] = uow.session.scalars(
+            select(BufferedMessage).where(BufferedMessage.correlation_key == "SO-7")
+        ).all()
+        assert row.expired_at is not None
+        [event] = uow.session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.event_type == "message.expired")
+        ).all()
+    assert event["message_id"] == "m-7"
+    assert event["payload"] == {"amount": "10"}
+    # An instance that starts waiting later does not get the expired message.
+    body = commands.start(rt, "approval", "SO-7", {"amount": 10}, ERP).body
+    assert body["status"] == "running"
+    assert [w["name"] for w in body["waiting_for"]] == ["payment_received"]
+
+
 def test_repeated_message_id_returns_the_first_answer(rt):
     first = commands.deliver_message(rt, "payment_received", "SO-8", {"amount": "1"}, "m-1", ERP)
     again = commands.deliver_message(rt, "payment_received", "SO-8", {"amount": "1"}, "m-1", ERP)
