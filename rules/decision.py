@@ -17,7 +17,7 @@ def most_severe(outcomes: Iterable[str]) -> str:
     return max(outcomes, key=_SEVERITY.__getitem__, default="pass")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FiredRule:
     rule_id: str
     outcome: str
@@ -35,7 +35,7 @@ class FiredRule:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     ruleset_key: str
     ruleset_version: int

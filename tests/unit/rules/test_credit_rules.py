@@ -144,3 +144,20 @@ def test_parameters_in_force_follow_as_of(rules_service: RulesService) -> None:
     later = check_credit(rules_service, account(dunning_level=2), date(2027, 1, 1))
     assert later.outcome == "hold"
     assert later.parameter_version == 2
+
+
+def test_overage_just_above_the_n_eyes_threshold_needs_the_second_approver(
+    rules_service: RulesService,
+) -> None:
+    # 20.00001 % over: rounding to the engine's 4 decimals must round up, never down to 20.
+    credit = account(credit_limit=Decimal("100000.00"), order_value=Decimal("120000.01"))
+    decision = check_credit(rules_service, credit, AS_OF)
+    assert decision.fired_ids == ["over_limit", "over_limit_n_eyes"]
+    assert decision.to_record()["facts"]["overage_pct"] == "20.0001"
+    exactly = check_credit(
+        rules_service,
+        account(credit_limit=Decimal("100000.00"), order_value=Decimal("120000.00")),
+        AS_OF,
+    )
+    assert exactly.fired_ids == ["over_limit"]
+    assert exactly.to_record()["facts"]["overage_pct"] == "20"
