@@ -122,7 +122,7 @@ def bootstrap(
         rules,
         message_ttl=timedelta(seconds=settings.message_ttl_seconds),
     )
-    install_p2p(services, runtime.completion_guards)
+    install_p2p(services, runtime.completion_guards, outbox_replies=runtime.outbox_replies)
     from engine.handlers.o2c import n_eyes_guard
 
     runtime.completion_guards.setdefault("n_eyes", n_eyes_guard)

@@ -96,6 +96,8 @@ class PurchaseOrder(DomainBase):
     status: Mapped[str] = mapped_column(String(20), default="open")
     min_shelf_life_days: Mapped[int]
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The ERP's own number for this PO, when it answered `po.issued` with one.
+    erp_po_no: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class PurchaseOrderLine(DomainBase):
@@ -616,6 +618,7 @@ def purchase_order_as_dict(session: Session, po: PurchaseOrder) -> dict[str, Any
         "currency": po.currency,
         "status": po.status,
         "min_shelf_life_days": po.min_shelf_life_days,
+        "erp_po_no": po.erp_po_no,
         "lines": [
             {**po_line_as_dict(line), "qty_received": received.get(line.line_no, 0)}
             for line in po_lines(session, po.po_no).values()

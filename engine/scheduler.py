@@ -25,7 +25,8 @@ from engine.store.tables import BufferedMessage, OutboxMessage, Timer, Webhook
 
 log = logging.getLogger("flowgate.scheduler")
 
-Sender = Callable[[OutboxMessage, list[Webhook]], None]
+# Sends one outbox row to its webhooks; returns the first JSON object a webhook answered with.
+Sender = Callable[[OutboxMessage, list[Webhook]], "dict[str, Any] | None"]
 
 
 def sweep_timers(rt: Runtime, batch: int = 200) -> int:
@@ -94,7 +95,7 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> None:
+def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> dict[str, Any] | None:
     body = json.dumps(
         {
             "id": message.idempotency_key,
@@ -104,6 +105,7 @@ def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> None:
         },
         separators=(",", ":"),
     ).encode()
+    reply: dict[str, Any] | None = None
     for hook in hooks:
         request = urllib.request.Request(
             hook.url,
@@ -116,7 +118,18 @@ def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> None:
             },
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
+            answer = response.read()
+            if reply is None and response.headers.get_content_type() == "application/json":
+                reply = _json_object(answer)
+    return reply
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def dispatch_outbox(
@@ -152,8 +165,12 @@ def dispatch_outbox(
             targets = [h for h in hooks if row.event_type in h.events or "*" in h.events]
             row.attempts += 1
             try:
-                if targets:
-                    sender(row, targets)
+                reply = sender(row, targets) if targets else None
+                on_reply = rt.outbox_replies.get(row.event_type)
+                if reply and on_reply is not None:
+                    # In a savepoint: a reply we cannot use must not undo the other rows.
+                    with uow.session.begin_nested():
+                        on_reply(uow, row, reply)
                 row.status = "sent"
                 row.sent_at = now
                 sent += 1

@@ -29,7 +29,7 @@ from engine import decisions as engine_decisions
 from engine.errors import Forbidden
 from engine.handlers.postings import announce, post_entry
 from engine.services import ServiceCall, ServiceRegistry
-from engine.store.tables import HumanTask, TaskCandidate
+from engine.store.tables import CorrelationAlias, HumanTask, TaskCandidate
 from rules import procurement as rules_p2p
 from rules.decision import Decision
 from rules.escalation import WaitingItem, decide_escalation
@@ -891,11 +891,39 @@ def handlers(accounts: AccountMap) -> dict[str, Callable[[ServiceCall], dict[str
     }
 
 
+def adopt_erp_po_number(uow: Any, message: Any, reply: dict[str, Any]) -> None:
+    """The ERP answered `po.issued` with its own PO number (DESIGN §4): take it.
+
+    The PO keeps its flowgate number as the key; the ERP's number becomes an alias, so the
+    ERP's `goods_received`, `vendor_invoice` and `payment_executed` may name either.
+    """
+    erp_no = str(reply.get("po_no") or "").strip()
+    po_no = message.payload["po_no"]
+    if not erp_no or erp_no == po_no:
+        return
+    if len(erp_no) > 64:
+        raise ValueError(f"the ERP's po_no is longer than 64 characters: {erp_no[:80]}")
+    session = uow.session
+    taken = session.get(CorrelationAlias, erp_no)
+    if taken is not None:
+        if taken.canonical != po_no:
+            raise ValueError(f"the ERP's PO number {erp_no} already names {taken.canonical}")
+        return
+    session.add(CorrelationAlias(alias=erp_no, canonical=po_no, instance_id=message.instance_id))
+    p2p.require_po(session, po_no).erp_po_no = erp_no
+
+
 def install(
-    services: ServiceRegistry, guards: dict[str, Any], accounts: AccountMap | None = None
+    services: ServiceRegistry,
+    guards: dict[str, Any],
+    accounts: AccountMap | None = None,
+    outbox_replies: dict[str, Any] | None = None,
 ) -> None:
-    """Register the P2P topics (once per registry) and the `sod` completion guard."""
+    """Register the P2P topics (once per registry), the `sod` completion guard and the
+    handler of the ERP's answer to `po.issued`."""
     for topic, handler in handlers(accounts or account_map_from_env()).items():
         if topic not in services:
             services.register(topic, handler)
     guards.setdefault("sod", sod_guard)
+    if outbox_replies is not None:
+        outbox_replies.setdefault("po.issued", adopt_erp_po_number)

@@ -34,6 +34,7 @@ from engine.sandbox import make_script_engine
 from engine.services import ServiceRegistry
 from engine.store.tables import (
     BufferedMessage,
+    CorrelationAlias,
     HumanTask,
     IdempotencyRecord,
     Instance,
@@ -80,6 +81,9 @@ class Runtime:
     # Named checks a user task opts into with its `guard` property (e.g. segregation of
     # duties): guard(execution, task_row, user, task_data) raises Forbidden to refuse.
     completion_guards: dict[str, Callable[..., None]] = field(default_factory=dict)
+    # What to do with the ERP's answer to an outbox event, by event type (e.g. `po.issued`
+    # answered with the ERP's own PO number): reply(uow, outbox_row, answer_json).
+    outbox_replies: dict[str, Callable[..., None]] = field(default_factory=dict)
 
 
 def request_hash(body: Any) -> str:
@@ -426,6 +430,15 @@ def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: A
     return _with_retry(rt, attempt)
 
 
+def _subscription(uow: UnitOfWork, name: str, key: str | None) -> MessageSubscription | None:
+    return uow.session.execute(
+        select(MessageSubscription)
+        .where(MessageSubscription.message_name == name, MessageSubscription.correlation_key == key)
+        .order_by(MessageSubscription.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def deliver_message(
     rt: Runtime,
     name: str,
@@ -441,22 +454,22 @@ def deliver_message(
             previous = _idempotent(uow, "message", message_id, digest)
             if previous is not None:
                 return Result(previous.status_code, previous.body)
-            sub = uow.session.execute(
-                select(MessageSubscription)
-                .where(
-                    MessageSubscription.message_name == name,
-                    MessageSubscription.correlation_key == correlation_key,
-                )
-                .order_by(MessageSubscription.id)
-                .limit(1)
-            ).scalar_one_or_none()
+            key = correlation_key
+            sub = _subscription(uow, name, key)
+            if sub is None and key is not None:
+                # The sender may use its own number for the key (CorrelationAlias); only a
+                # message nobody waits for under the given key pays for the lookup.
+                alias = uow.session.get(CorrelationAlias, key)
+                if alias is not None:
+                    key = alias.canonical
+                    sub = _subscription(uow, name, key)
             now = rt.clock()
             if sub is None:
                 expires = now + rt.message_ttl
                 uow.session.add(
                     BufferedMessage(
                         message_name=name,
-                        correlation_key=correlation_key,
+                        correlation_key=key,
                         message_id=message_id,
                         payload=payload,
                         received_at=now,

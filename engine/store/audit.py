@@ -57,6 +57,7 @@ from engine.store.tables import (
     ApiKey,
     Base,
     BufferedMessage,
+    CorrelationAlias,
     DecisionRecord,
     Definition,
     HumanTask,
@@ -205,6 +206,9 @@ ENGINE_TABLES: dict[type, TableSpec] = {
         updated="message_expired",
     ),
     Webhook: TableSpec("webhook", lambda r: str(r.id), "webhook_created", "webhook_changed"),
+    CorrelationAlias: TableSpec(
+        "correlation_alias", lambda r: r.alias, created="correlation_alias_created"
+    ),
 }
 
 

@@ -302,6 +302,21 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column()
 
 
+class CorrelationAlias(Base):
+    """Another name for a correlation key, e.g. the PO number the ERP gave a flowgate PO.
+
+    A message that names the alias is delivered (or buffered) under the canonical key, so the
+    ERP may use its own number from then on.
+    """
+
+    __tablename__ = "correlation_alias"
+
+    alias: Mapped[str] = mapped_column(String(200), primary_key=True)
+    canonical: Mapped[str] = mapped_column(String(200))
+    instance_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Webhook(Base):
     __tablename__ = "webhook"
 

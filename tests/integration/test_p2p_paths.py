@@ -376,3 +376,47 @@ def test_unusable_requisition_is_refused_naming_the_field_not_left_as_an_inciden
         {"field": "requisition.lines[0].qty", "message": "must be a positive integer"}
     ]
     assert api.decided() == [] and api.journal() == []
+
+
+def test_the_erps_own_po_number_from_its_answer_to_po_issued_correlates_later_messages(api):
+    """DESIGN §4: the PO number is PO-<req_no> unless the ERP returns another."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from engine.scheduler import dispatch_outbox
+
+    class ERP(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = b"{}"
+            if event["type"] == "po.issued":
+                answer = json.dumps({"po_no": "4500000123"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    erp = ThreadingHTTPServer(("127.0.0.1", 0), ERP)
+    threading.Thread(target=erp.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{erp.server_address[1]}/events"
+        api.ok("POST", "/webhooks", who="admin", json={"url": url, "events": ["*"],
+                                                       "secret": "s" * 32})  # fmt: skip
+        small_requisition(api, "PR-2077")
+        assert dispatch_outbox(api.container.runtime) >= 2
+    finally:
+        erp.shutdown()
+        erp.server_close()
+    assert api.purchase_order()["erp_po_no"] == "4500000123"
+    by_erp_number = api.ok("GET", "/purchase-orders/4500000123", who="auditor")
+    assert by_erp_number["po_no"] == "PO-PR-2077"
+    # From now on the ERP names its own number; the receipt still reaches the instance.
+    api.po_no = "4500000123"
+    api.receive("GR-77", (1, "L2377", 100, LONG_DATED))
+    assert api.purchase_order()["receipts"][0]["status"] == "quarantined"
+    assert [t["element_id"] for t in api.open_tasks()] == ["incoming_inspection"]
