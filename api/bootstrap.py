@@ -121,6 +121,7 @@ def bootstrap(
         services,
         rules,
         message_ttl=timedelta(seconds=settings.message_ttl_seconds),
+        message_ttls={k: timedelta(seconds=v) for k, v in settings.message_ttls.items()},
     )
     install_p2p(services, runtime.completion_guards, outbox_replies=runtime.outbox_replies)
     from engine.handlers.o2c import n_eyes_guard

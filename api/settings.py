@@ -31,6 +31,22 @@ SENSITIVE_VARIABLES = (
 )
 
 
+MESSAGE_TTLS = {"vendor_invoice": 30 * 24 * 3600}
+
+
+def _ttls(value: str | None) -> dict[str, int]:
+    """`name=seconds,...` (FLOWGATE_MESSAGE_TTLS); unset keeps the defaults above."""
+    if value is None:
+        return dict(MESSAGE_TTLS)
+    ttls = {}
+    for item in _names(value):
+        name, sep, seconds = item.partition("=")
+        if not sep or not seconds.strip().isdigit():
+            raise ValueError(f"FLOWGATE_MESSAGE_TTLS: '{item}' is not name=seconds")
+        ttls[name.strip()] = int(seconds)
+    return ttls
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("./var")
@@ -47,6 +63,8 @@ class Settings:
     seed_demo: bool = True
     token_ttl_hours: int = 12
     message_ttl_seconds: int = 600
+    # Per message name, seconds: a vendor invoice often comes days before the goods.
+    message_ttls: dict[str, int] = field(default_factory=lambda: dict(MESSAGE_TTLS))
     max_body_bytes: int = 4 * 1024 * 1024
     # Security (issue 7): see SECURITY.md.
     log_level: str = "INFO"
@@ -87,6 +105,7 @@ class Settings:
             "seed_demo": _flag(env.get("FLOWGATE_SEED_DEMO", "on")),
             "token_ttl_hours": int(env.get("FLOWGATE_TOKEN_TTL_HOURS", "12")),
             "message_ttl_seconds": int(env.get("FLOWGATE_MESSAGE_TTL_SECONDS", "600")),
+            "message_ttls": _ttls(env.get("FLOWGATE_MESSAGE_TTLS")),
             "max_body_bytes": int(env.get("FLOWGATE_MAX_BODY_BYTES", str(4 * 1024 * 1024))),
             "log_level": env.get("FLOWGATE_LOG_LEVEL", "INFO"),
             "sensitive_variables": _names(

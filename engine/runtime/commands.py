@@ -77,6 +77,8 @@ class Runtime:
     rules: DecisionMaker = field(default_factory=NoRules)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     message_ttl: timedelta = timedelta(minutes=10)
+    # Per message name, where the default is wrong for the business (an invoice before goods).
+    message_ttls: dict[str, timedelta] = field(default_factory=dict)
     max_attempts: int = 5
     # Named checks a user task opts into with its `guard` property (e.g. segregation of
     # duties): guard(execution, task_row, user, task_data) raises Forbidden to refuse.
@@ -465,7 +467,7 @@ def deliver_message(
                     sub = _subscription(uow, name, key)
             now = rt.clock()
             if sub is None:
-                expires = now + rt.message_ttl
+                expires = now + rt.message_ttls.get(name, rt.message_ttl)
                 uow.session.add(
                     BufferedMessage(
                         message_name=name,

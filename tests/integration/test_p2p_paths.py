@@ -420,3 +420,33 @@ def test_the_erps_own_po_number_from_its_answer_to_po_issued_correlates_later_me
     api.receive("GR-77", (1, "L2377", 100, LONG_DATED))
     assert api.purchase_order()["receipts"][0]["status"] == "quarantined"
     assert [t["element_id"] for t in api.open_tasks()] == ["incoming_inspection"]
+
+
+def test_an_invoice_that_comes_days_before_the_goods_waits_for_them_and_is_matched(api):
+    small_requisition(api, "PR-2088")
+    early = api.call(
+        "POST",
+        "/messages",
+        json={
+            "name": "vendor_invoice",
+            "correlation_key": api.po_no,
+            "payload": {
+                "po_no": api.po_no,
+                "invoice_no": "INV-88",
+                "invoice_date": api.today.isoformat(),
+                "lines": [{"line_no": 1, "qty": 100, "unit_price": "35.00"}],
+                "tax_amount": "455.00",
+                "total": "3955.00",
+                "entered_by": "amy",
+            },
+        },
+    )
+    assert early.status_code == 202, early.json
+    # Kept for the vendor_invoice time-to-live (30 days), not the 10-minute default.
+    assert early.json["expires_at"].startswith((api.today + timedelta(days=30)).isoformat())
+    api.clock.advance(days=5)
+    api.receive("GR-88", (1, "L2388", 100, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    assert ("three_way_match", "pass") in api.decided()
+    assert "invoice.blocked" not in api.event_types()
+    assert [i["invoice_no"] for i in api.purchase_order()["invoices"]] == ["INV-88"]
