@@ -135,8 +135,9 @@ def _sync_tasks(ex: Execution) -> list[HumanTask]:
         if task_id in stored:
             continue
         row = new_human_task(ex, task)
+        # No flush here: the unit of work inserts human_task before the candidate rows that
+        # refer to it (their foreign key orders the two tables).
         session.add(row)
-        session.flush()
         session.add_all(
             [
                 inbox.candidate(row, kind, name)
