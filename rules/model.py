@@ -72,7 +72,7 @@ class ParameterSet:
 
     version: int
     values: Mapping[str, Any]
-    engine: Mapping[str, Any]
+    engine_members: tuple[str, ...]  # see values.engine_member
     record: Mapping[str, Any]
 
 
@@ -136,19 +136,19 @@ class Ruleset:
 
     def prepare_facts(
         self, raw: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """Type-check evaluation input like `coerce_facts`; return the coerced facts, what the
-        engine is sent and what the decision record holds, in one pass over the facts."""
+    ) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+        """Type-check evaluation input like `coerce_facts`; return the coerced facts, the JSON
+        members the engine is sent and what the decision record holds, in one pass."""
         if not (isinstance(raw, Mapping) and raw.keys() == self.fact_types.keys()):
             self.coerce_facts(raw)  # raises FactsInvalid naming every problem
         facts: dict[str, Any] = {}
-        engine: dict[str, Any] = {}
+        engine: list[str] = []
         record: dict[str, Any] = {}
         try:
             for name, codec, in_condition in self._fact_codecs:
                 value = facts[name] = codec.coerce(raw[name])
                 if in_condition:
-                    engine[name] = codec.to_engine(value)
+                    engine.append(values.engine_member(name, codec.to_engine(value)))
                 record[name] = codec.to_json(value)
         except ValueError:
             self.coerce_facts(raw)  # raises FactsInvalid naming every problem
@@ -161,11 +161,11 @@ class Ruleset:
         The values are read-only: one set is shared by every decision made with that version,
         and `Decision.to_record` copies the encodings.
         """
-        engine = {
-            name: values.to_engine(self.parameter_types[name], value)
+        engine = tuple(
+            values.engine_member(name, values.to_engine(self.parameter_types[name], value))
             for name, value in parameters.items()
             if name in self._condition_names
-        }
+        )
         return ParameterSet(
             version, MappingProxyType(dict(parameters)), engine, self.parameters_to_json(parameters)
         )

@@ -256,7 +256,7 @@ class RulesService:
         """Raise FactsInvalid for bad `raw_facts`, RuleEvaluationFailed if the engine fails."""
         facts, engine_facts, facts_json = ruleset.prepare_facts(raw_facts)
         fired_ids = self._host.fire(
-            self._engine_name(ruleset), {**engine_facts, **parameters.engine}
+            self._engine_name(ruleset), [*engine_facts, *parameters.engine_members]
         )
         fired = tuple(
             FiredRule(

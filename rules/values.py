@@ -6,10 +6,12 @@ decimals travel as integers scaled by 10,000 (half-even) and dates as day ordina
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 SCALE = 10_000
@@ -46,6 +48,14 @@ def to_engine(value_type: str, value: Any) -> Any:
 def to_json(value_type: str, value: Any) -> Any:
     """Encode a coerced value for a decision record: decimals as strings, dates ISO."""
     return codec(value_type).to_json(value)
+
+
+def engine_member(name: str, engine_value: Any) -> str:
+    """`"name":value` as `json.dumps` writes it: the host sends facts as JSON text built from
+    these, which costs less than building a dict and encoding it (engine values are int, bool
+    or str; names are identifiers, so they need no escaping)."""
+    encode = _ENGINE_JSON.get(type(engine_value), json.dumps)
+    return f'"{name}":{encode(engine_value)}'
 
 
 def codec(value_type: str) -> Codec:
@@ -134,6 +144,16 @@ def _scaled(value: Decimal) -> int:
 def _same(value: Any) -> Any:
     return value
 
+
+def _json_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+_ENGINE_JSON: dict[type, Callable[[Any], str]] = {
+    bool: _json_bool,
+    int: int.__repr__,
+    str: encode_basestring_ascii,  # what json.dumps uses by default
+}
 
 _CODECS = {
     "decimal": Codec(_decimal, _scaled, str),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import date
@@ -10,7 +11,7 @@ import pytest
 from rules.errors import RuleEvaluationFailed
 from rules.host import RulesHost, get_host
 from rules.service import RulesService
-from rules.values import to_engine
+from rules.values import engine_member, to_engine
 
 FACTS = {"days_past_due": 40}
 
@@ -87,8 +88,8 @@ def test_same_ruleset_version_with_other_rules_gets_its_own_engine_name() -> Non
     assert host.register("probe@1", first) == "probe@1"
     other = host.register("probe@1", second)
     assert other.startswith("probe@1#")
-    assert host.fire("probe@1", {"x": 3}) == ["a"]
-    assert host.fire(other, {"x": 3}) == []
+    assert host.fire("probe@1", ['"x":3']) == ["a"]
+    assert host.fire(other, ['"x":3']) == []
 
 
 def test_decimals_are_scaled_half_even_and_never_floats() -> None:
@@ -98,3 +99,9 @@ def test_decimals_are_scaled_half_even_and_never_floats() -> None:
     assert to_engine("decimal", Decimal("1.00015")) == 10002
     assert to_engine("date", date(2026, 11, 23)) == date(2026, 11, 23).toordinal()
     assert isinstance(to_engine("decimal", Decimal("0.1")), int)
+
+
+def test_facts_reach_the_engine_as_json_dumps_writes_them() -> None:
+    for value in (True, False, 0, -(2**52), 2**52, "B", 'say "Grüße"\n'):
+        expected = json.dumps({"grade": value}, separators=(",", ":"))[1:-1]
+        assert engine_member("grade", value) == expected
