@@ -254,9 +254,9 @@ class RulesService:
         self, ruleset: Ruleset, parameters: ParameterSet, raw_facts: Mapping[str, Any], as_of: date
     ) -> Decision:
         """Raise FactsInvalid for bad `raw_facts`, RuleEvaluationFailed if the engine fails."""
-        facts, engine_facts, facts_json = ruleset.prepare_facts(raw_facts)
+        facts, engine_members, facts_json = ruleset.prepare_facts(raw_facts)
         fired_ids = self._host.fire(
-            self._engine_name(ruleset), [*engine_facts, *parameters.engine_members]
+            self._engine_name(ruleset), [*engine_members, *parameters.engine_members]
         )
         fired = tuple(
             FiredRule(
