@@ -54,7 +54,35 @@ def field(
         raise BadRequest(
             f"'{name}' must be {names}", [{"field": name, "message": f"must be {names}"}]
         )
+    if isinstance(value, int) and not isinstance(value, bool):
+        _in_range(name, value)
     return value
+
+
+# Integers go into 64-bit database columns and OFFSETs; a larger one must be a 400 naming the
+# field, not a driver OverflowError (a 500).
+MAX_INT = 2**31 - 1
+
+
+def _in_range(name: str, value: int) -> int:
+    if not -MAX_INT <= value <= MAX_INT:
+        message = f"must be between {-MAX_INT} and {MAX_INT}"
+        raise BadRequest(f"'{name}' {message}", [{"field": name, "message": message}])
+    return value
+
+
+def int_arg(name: str) -> int | None:
+    """An optional integer query parameter, or a 400 naming it."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(
+            f"'{name}' must be an integer", [{"field": name, "message": "must be an integer"}]
+        ) from None
+    return _in_range(name, value)
 
 
 def page_args() -> tuple[int, int]:
@@ -63,6 +91,6 @@ def page_args() -> tuple[int, int]:
         size = int(request.args.get("page_size", "50"))
     except ValueError:
         raise BadRequest("page and page_size must be integers") from None
-    if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
+    if not 1 <= page <= MAX_INT // MAX_PAGE_SIZE or not 1 <= size <= MAX_PAGE_SIZE:
         raise BadRequest(f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}")
     return page, size

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, request
 
-from api.requests import actor, field, json_body, runtime
+from api.requests import actor, field, int_arg, json_body, runtime
 from engine.errors import FlowgateError, ValidationFailed
 from engine.store.decision_records import records_for_replay
 from engine.store.rulesets import jsonable, published_by, ruleset_history
@@ -77,7 +77,7 @@ def get_ruleset(key: str):
     """The active version (or `?version=`), with the parameters in force at `?as_of=` (today)."""
     service = rules_service()
     as_of = _date(request.args["as_of"], "as_of") if "as_of" in request.args else _today()
-    version = request.args.get("version", type=int)
+    version = int_arg("version")
     ruleset = service.ruleset(key, version)
     parameter_version, in_force = service.parameters(key, as_of)
     effective = {

@@ -324,3 +324,19 @@ def test_unknown_ruleset_and_decision_are_404_problems(client, tokens):
         response = client.get(path, headers=tokens["auditor"])
         assert response.status_code == 404
         assert response.mimetype == "application/problem+json"
+
+
+def test_a_version_too_large_for_the_database_is_a_400_naming_it(client, tokens):
+    huge = 2**70
+    read = client.get(f"/api/v1/rulesets/credit?version={huge}", headers=tokens["analyst"])
+    assert read.status_code == 400, read.json
+    assert [e["field"] for e in read.json["errors"]] == ["version"]
+    dry_run = client.post(
+        "/api/v1/rulesets/credit/evaluate",
+        json={"facts": {}, "version": huge},
+        headers=tokens["analyst"],
+    )
+    assert dry_run.status_code == 400, dry_run.json
+    assert dry_run.json["errors"][0]["field"] == "version"
+    paged = client.get("/api/v1/instances?page=99999999999999999999", headers=tokens["auditor"])
+    assert paged.status_code == 400, paged.json
