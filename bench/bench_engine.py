@@ -1,7 +1,7 @@
 """Engine workloads through the real server, side by side with plain in-memory SpiffWorkflow.
 
 Run: .venv/bin/python -m bench.bench_engine [--w1 N] [--w2 N] [--threads T] [--seeded N]
-     [--profile]
+     [--workers 1,2] [--profile]
 Targets (issue 2, 2 cores, SQLite): W1 >= 200 instances/s through HTTP and >= 40 % of the
 in-memory rate; W2 >= 150 completed instances/s; a 20-element instance's blob < 4 KB
 compressed; load time independent of the number of finished instances.
@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--w1", type=int, default=_env_int("BENCH_W1_N", 2000))
     parser.add_argument("--w2", type=int, default=_env_int("BENCH_W2_N", 1000))
     parser.add_argument("--threads", type=int, default=_env_int("BENCH_THREADS", 4))
+    parser.add_argument(
+        "--workers",
+        default=os.environ.get("BENCH_WORKERS", "1,2"),
+        help="server processes to measure over HTTP, comma-separated (1 = werkzeug, N = gunicorn)",
+    )
     parser.add_argument("--seeded", type=int, default=_env_int("BENCH_SEEDED", 100_000))
     parser.add_argument(
         "--w2-list", action="store_true", help="list the approver's inbox before each complete"
@@ -52,13 +57,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # Through HTTP -------------------------------------------------------------------------------
 
 
-def serve(tmp: Path) -> Server:
+def serve(tmp: Path, workers: int) -> Server:
     processes = tmp / "processes"
     processes.mkdir()
     for model in (W1_MODEL, W2_MODEL):
         shutil.copy(model, processes)
     # The scheduler stays on, as in production: its ticks compete for the same cores.
-    return start_server(tmp, {"FLOWGATE_SCHEDULER": "on", "FLOWGATE_TICK_SECONDS": "1"})
+    env = {
+        "FLOWGATE_SCHEDULER": "on",
+        "FLOWGATE_TICK_SECONDS": "1",
+        "FLOWGATE_WORKERS": str(workers),
+    }
+    return start_server(tmp, env)
+
+
+def server_label(workers: int) -> str:
+    return "1 process" if workers == 1 else f"{workers} gunicorn workers"
 
 
 def w1_over_http(server: Server, count: int, threads: int) -> Throughput:
@@ -100,7 +114,7 @@ def verdict(met: bool) -> str:
 
 def row(label: str, figure: Throughput, baseline: Throughput | None = None) -> str:
     ratio = f"{figure.rate / baseline.rate:>8.1%}" if baseline else f"{'':>8}"
-    return f"{label:<44}{figure.rate:>10,.0f}{figure.p50_ms:>10.2f}{figure.p99_ms:>10.2f}  {ratio}"
+    return f"{label:<56}{figure.rate:>10,.0f}{figure.p50_ms:>10.2f}{figure.p99_ms:>10.2f}  {ratio}"
 
 
 def profile_in_process(container: engine_store.Container, count: int) -> str:
@@ -119,14 +133,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="flowgate-bench-") as name:
         tmp = Path(name)
-        http_dir = tmp / "http"
-        http_dir.mkdir()
-        server = serve(http_dir)
-        try:
-            w1_http = w1_over_http(server, args.w1, args.threads)
-            w2_http = w2_over_http(server, args.w2, args.threads, args.w2_list)
-        finally:
-            server.stop()
+        over_http: dict[int, tuple[Throughput, Throughput]] = {}
+        for workers in [int(w) for w in args.workers.split(",")]:
+            http_dir = tmp / f"http-{workers}"
+            http_dir.mkdir()
+            server = serve(http_dir, workers)
+            try:
+                over_http[workers] = (
+                    w1_over_http(server, args.w1, args.threads),
+                    w2_over_http(server, args.w2, args.threads, args.w2_list),
+                )
+            finally:
+                server.stop()
         w1_memory = spiff_memory.run_straight_through(W1_MODEL, W1_KEY, args.w1)
         w2_memory = spiff_memory.run_with_user_task(W2_MODEL, W2_KEY, args.w2)
 
@@ -142,18 +160,22 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             container.close()
 
-    print(f"{'workload':<44}{'inst/s':>10}{'p50 ms':>10}{'p99 ms':>10}  {'vs mem':>8}")
-    print(row(f"W1 HTTP, {args.threads} client threads", w1_http, w1_memory))
+    print(f"{'workload':<56}{'inst/s':>10}{'p50 ms':>10}{'p99 ms':>10}  {'vs mem':>8}")
+    for workers, (w1_http, _) in over_http.items():
+        label = f"W1 HTTP, {server_label(workers)}, {args.threads} client threads"
+        print(row(label, w1_http, w1_memory))
     print(row("W1 in-process commands.start, 1 thread", w1_in_process, w1_memory))
     print(row("W1 in-memory SpiffWorkflow, 1 thread", w1_memory))
-    print(row(f"W2 HTTP start + complete, {args.threads} threads", w2_http, w2_memory))
+    for workers, (_, w2_http) in over_http.items():
+        print(row(f"W2 HTTP start + complete, {server_label(workers)}", w2_http, w2_memory))
     print(row("W2 in-memory SpiffWorkflow, 1 thread", w2_memory))
-    share = w1_http.rate / w1_memory.rate
-    print(
-        f"targets: W1 >= 200/s {verdict(w1_http.rate >= 200)}, "
-        f">= 40 % of in-memory {verdict(share >= 0.4)}; "
-        f"W2 >= 150/s {verdict(w2_http.rate >= 150)}"
-    )
+    for workers, (w1_http, w2_http) in over_http.items():
+        share = w1_http.rate / w1_memory.rate
+        print(
+            f"targets, {server_label(workers)}: W1 >= 200/s {verdict(w1_http.rate >= 200)}, "
+            f">= 40 % of in-memory {verdict(share >= 0.4)}; "
+            f"W2 >= 150/s {verdict(w2_http.rate >= 150)}"
+        )
     print()
     print(
         f"load one waiting instance (median)      {'0 finished':>14}"

@@ -132,6 +132,11 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+# How long a row being sent is withheld from other dispatchers; if the sending process dies,
+# the row is sent again after this (at least once: receivers dedupe on Idempotency-Key).
+OUTBOX_LEASE = timedelta(seconds=120)
+
+
 def dispatch_outbox(
     rt: Runtime,
     sender: Sender = post_to_webhooks,
@@ -142,9 +147,10 @@ def dispatch_outbox(
     """Send pending outbox rows at least once; back off exponentially, then dead-letter.
 
     The n-th failed try waits `backoff_seconds * 2**n` before the next; the `dead_after`-th
-    failed try dead-letters the row (GET /outbox?status=dead).
+    failed try dead-letters the row (GET /outbox?status=dead). Rows are leased in one short
+    transaction, sent with none open, and settled in another: a slow ERP endpoint must not
+    hold SQLite's write lock (every command would queue behind it) or PostgreSQL row locks.
     """
-    sent = 0
     with rt.uow() as uow:
         now = rt.clock()
         rows = (
@@ -160,22 +166,50 @@ def dispatch_outbox(
             .scalars()
             .all()
         )
-        hooks = list(uow.session.execute(select(Webhook).where(Webhook.active)).scalars())
+        if not rows:
+            return 0
         for row in rows:
-            targets = [h for h in hooks if row.event_type in h.events or "*" in h.events]
             row.attempts += 1
-            try:
-                reply = sender(row, targets) if targets else None
-                on_reply = rt.outbox_replies.get(row.event_type)
-                if reply and on_reply is not None:
+            row.next_attempt_at = now + OUTBOX_LEASE
+        hooks = list(uow.session.execute(select(Webhook).where(Webhook.active)).scalars())
+        uow.commit()
+    # Detached but loaded (expire_on_commit is off): read without a transaction.
+    outcomes: list[tuple[int, dict[str, Any] | None, str | None]] = []
+    for row in rows:
+        targets = [h for h in hooks if row.event_type in h.events or "*" in h.events]
+        try:
+            outcomes.append((row.id, sender(row, targets) if targets else None, None))
+        except Exception as exc:
+            outcomes.append((row.id, None, f"{type(exc).__name__}: {exc}"[:1000]))
+    return _settle_outbox(rt, outcomes, dead_after, backoff_seconds)
+
+
+def _settle_outbox(
+    rt: Runtime,
+    outcomes: list[tuple[int, dict[str, Any] | None, str | None]],
+    dead_after: int,
+    backoff_seconds: float,
+) -> int:
+    sent = 0
+    with rt.uow() as uow:
+        now = rt.clock()
+        for row_id, reply, error in outcomes:
+            row = uow.session.get(OutboxMessage, row_id)
+            if row is None or row.status != "pending":
+                continue
+            on_reply = rt.outbox_replies.get(row.event_type)
+            if error is None and reply and on_reply is not None:
+                try:
                     # In a savepoint: a reply we cannot use must not undo the other rows.
                     with uow.session.begin_nested():
                         on_reply(uow, row, reply)
-                row.status = "sent"
-                row.sent_at = now
+                except Exception as exc:
+                    error = f"reply to {row.event_type}: {type(exc).__name__}: {exc}"[:1000]
+            if error is None:
+                row.status, row.sent_at = "sent", now
                 sent += 1
-            except Exception as exc:
-                row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+            else:
+                row.last_error = error
                 if row.attempts >= dead_after:
                     row.status = "dead"
                 else:

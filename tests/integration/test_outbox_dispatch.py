@@ -1,0 +1,70 @@
+"""The outbox sends with no transaction open, so a slow ERP never stalls the engine."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sqlalchemy import select
+
+from engine.runtime import commands
+from engine.scheduler import dispatch_outbox
+from engine.store.tables import OutboxMessage, Webhook
+from tests.integration.conftest import ERP
+
+
+def test_commands_run_while_the_erp_is_slow_to_answer_a_webhook(rt):
+    arrived, release = threading.Event(), threading.Event()
+
+    class SlowERP(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            arrived.set()
+            release.wait(30)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    erp = ThreadingHTTPServer(("127.0.0.1", 0), SlowERP)
+    threading.Thread(target=erp.serve_forever, daemon=True).start()
+    try:
+        with rt.uow() as uow:
+            url = f"http://127.0.0.1:{erp.server_address[1]}/events"
+            uow.session.add(Webhook(url=url, events=["*"], secret="s" * 32))
+            uow.session.add(
+                OutboxMessage(
+                    idempotency_key="slow-1",
+                    event_type="order.released",
+                    payload={"order_no": "SO-SLOW-1"},
+                    next_attempt_at=rt.clock(),
+                )
+            )
+            uow.commit()
+        sending = threading.Thread(target=dispatch_outbox, args=(rt,))
+        sending.start()
+        assert arrived.wait(10), "the outbox never called the ERP"
+        # While the ERP sits on the call, another command commits.
+        started: list[Any] = []
+        other = threading.Thread(
+            target=lambda: started.append(
+                commands.start(rt, "approval", "SO-SLOW-2", {"amount": 10}, ERP)
+            )
+        )
+        other.start()
+        other.join(20)
+        assert started and started[0].status_code == 201
+        assert sending.is_alive()
+        release.set()
+        sending.join(20)
+    finally:
+        release.set()
+        erp.shutdown()
+        erp.server_close()
+    with rt.uow(write=False) as uow:
+        status = uow.session.scalar(
+            select(OutboxMessage.status).where(OutboxMessage.idempotency_key == "slow-1")
+        )
+    assert status == "sent"
