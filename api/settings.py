@@ -53,8 +53,10 @@ class Settings:
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
-    # Server processes for `flowgate serve` (1: one threaded werkzeug process) and threads each.
-    workers: int = 1
+    # Server processes for `flowgate serve` and threads each. Two by default, so a 2-core
+    # machine runs requests on both cores (bench/README: ~1.2-1.5x W1 over HTTP); 1 is a
+    # single threaded werkzeug process.
+    workers: int = 2
     threads: int = 8
     secret_key: str = ""
     scheduler: bool = True
@@ -96,7 +98,7 @@ class Settings:
             "database_url": url,
             "host": env.get("FLOWGATE_HOST", "127.0.0.1"),
             "port": int(env.get("FLOWGATE_PORT", "8000")),
-            "workers": int(env.get("FLOWGATE_WORKERS", "1")),
+            "workers": int(env.get("FLOWGATE_WORKERS", "2")),
             "threads": int(env.get("FLOWGATE_THREADS", "8")),
             "secret_key": env.get("FLOWGATE_SECRET_KEY", ""),
             "scheduler": _flag(env.get("FLOWGATE_SCHEDULER", "on")),
