@@ -14,9 +14,10 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 from rules.credit import check_credit
 from rules.repository import InMemoryRulesetRepository
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         credit_checks(credit, AS_OF, parameters)
     plain_rate = DECISIONS / (time.perf_counter() - started)
 
+    written = {size: written_rate(rules, credits[:2000], size) for size in (1, 100)}
+
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -75,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"{'credit decision, 1 thread':<40}{'decisions/s':>14}")
     print(f"{'  through host + decision record':<40}{host_rate:>14,.0f}")
+    for size, rate in written.items():
+        label = f"  + record stored in SQLite, {size}/commit"
+        print(f"{label:<40}{rate:>14,.0f}")
     print(f"{'  plain Python checks':<40}{plain_rate:>14,.0f}")
     print(f"{'  ratio plain / host':<40}{plain_rate / host_rate:>14.1f}x")
     print(f"{'  CPU per decision through host (us)':<40}{host_cpu_us:>14.1f}")
@@ -83,6 +89,30 @@ def main(argv: list[str] | None = None) -> None:
         f"{THREADS} threads{pinned}, one evaluation: "
         f"p50 {cuts[49] * 1e3:.3f} ms, p99 {cuts[98] * 1e3:.3f} ms"
     )
+
+
+def written_rate(rules: RulesService, credits: list, per_commit: int) -> float:
+    """Decisions/s with each record stored as a process stores it (engine.decisions, audited
+    session, real migrated SQLite file), `per_commit` decisions per transaction."""
+    from api.bootstrap import bootstrap
+    from api.settings import Settings
+    from engine.decisions import store_decision
+
+    with tempfile.TemporaryDirectory(prefix="flowgate-bench-rules-") as name:
+        settings = Settings.from_env({"FLOWGATE_DATA_DIR": name, "FLOWGATE_SCHEDULER": "off"})
+        container = bootstrap(settings, rules=None)
+        try:
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            for first in range(0, len(credits), per_commit):
+                with container.runtime.uow() as uow:
+                    for credit in credits[first : first + per_commit]:
+                        record = check_credit(rules, credit, AS_OF).to_record()
+                        store_decision(uow.session, record, None, "bench", now)
+                    uow.commit()
+            return len(credits) / (time.perf_counter() - started)
+        finally:
+            container.close()
 
 
 if __name__ == "__main__":

@@ -160,6 +160,8 @@ class TableSpec:
     exclude: frozenset[str] = frozenset()
     # An update that touches only these columns is bookkeeping, not a change worth a link.
     ignore_updates_of: frozenset[str] = frozenset()
+    # Large immutable columns the link covers by their SHA-256 instead of a second copy.
+    digested: frozenset[str] = frozenset()
 
 
 def _key_version(row: Any) -> str:
@@ -178,7 +180,14 @@ ENGINE_TABLES: dict[type, TableSpec] = {
         ignore_updates_of=frozenset({"updated_at"}),
     ),
     HumanTask: TableSpec("task", lambda r: r.id, "task_created", "task_changed", "task_deleted"),
-    DecisionRecord: TableSpec("decision", lambda r: str(r.id), created="decision_recorded"),
+    # The full record (every input fact, each fired rule) is the decision row itself; the link
+    # holds its digest, so an edited record no longer matches the chain.
+    DecisionRecord: TableSpec(
+        "decision",
+        lambda r: str(r.id),
+        created="decision_recorded",
+        digested=frozenset({"record"}),
+    ),
     Definition: TableSpec(
         "definition", _key_version, created="definition_deployed", actor=lambda r: r.deployed_by
     ),
@@ -243,7 +252,15 @@ def _columns(row: Any, spec: TableSpec) -> list[str]:
 
 
 def _snapshot(row: Any, spec: TableSpec) -> dict[str, Any]:
-    return {name: jsonable(getattr(row, name)) for name in _columns(row, spec)}
+    return {
+        name: digest(getattr(row, name)) if name in spec.digested else jsonable(getattr(row, name))
+        for name in _columns(row, spec)
+    }
+
+
+def digest(value: Any) -> dict[str, str]:
+    """A column's content as the chain keeps it when the row itself holds the full copy."""
+    return {"sha256": hashlib.sha256(canonical_value(value)).hexdigest()}
 
 
 def _diff(row: Any, spec: TableSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -352,8 +369,17 @@ def _changes_in_flush(session: Session) -> list[Change]:
 
 
 def canonical(content: dict[str, Any]) -> bytes:
+    return canonical_value(content)
+
+
+def canonical_value(value: Any) -> bytes:
     return json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=lambda v: jsonable(v),
     ).encode()
 
 

@@ -340,3 +340,23 @@ def test_a_version_too_large_for_the_database_is_a_400_naming_it(client, tokens)
     assert dry_run.json["errors"][0]["field"] == "version"
     paged = client.get("/api/v1/instances?page=99999999999999999999", headers=tokens["auditor"])
     assert paged.status_code == 400, paged.json
+
+
+def test_the_audit_link_of_a_decision_holds_the_digest_of_its_full_record(
+    credit_process, client, tokens
+):
+    import hashlib
+
+    from engine.store.audit import canonical_value
+
+    instance = start_order(credit_process, "SO-1", checked_exposure="55000.00", overage_pct="10")
+    [decision] = client.get(
+        f"/api/v1/decisions?instance_id={instance['id']}", headers=tokens["auditor"]
+    ).json["items"]
+    trail = client.get(
+        f"/api/v1/audit?entity=decision:{decision['id']}", headers=tokens["auditor"]
+    ).json["items"]
+    [link] = [e for e in trail if e["action"] == "decision_recorded"]
+    expected = hashlib.sha256(canonical_value(decision["record"])).hexdigest()
+    assert link["after"]["record"] == {"sha256": expected}
+    assert link["after"]["outcome"] == "hold"
