@@ -151,15 +151,18 @@ def dispatch_outbox(
     transaction, sent with none open, and settled in another: a slow ERP endpoint must not
     hold SQLite's write lock (every command would queue behind it) or PostgreSQL row locks.
     """
+    now = rt.clock()
+    due = (OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+    # Look first in a read transaction: every process ticks every second, and on SQLite a
+    # write transaction that finds nothing would still take the one write lock each time.
+    with rt.uow(write=False) as uow:
+        if uow.session.scalar(select(OutboxMessage.id).where(*due).limit(1)) is None:
+            return 0
     with rt.uow() as uow:
-        now = rt.clock()
         rows = (
             uow.session.execute(
                 uow.for_update(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
-                    .order_by(OutboxMessage.id)
-                    .limit(batch),
+                    select(OutboxMessage).where(*due).order_by(OutboxMessage.id).limit(batch),
                     skip_locked=True,
                 )
             )
