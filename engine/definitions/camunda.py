@@ -80,6 +80,15 @@ def _form_fields(node: etree._Element) -> list[dict[str, Any]]:
     return fields
 
 
+def _in_event_subprocess(node: etree._Element) -> bool:
+    parent = node.getparent()
+    return (
+        parent is not None
+        and etree.QName(parent).localname == "subProcess"
+        and parent.get("triggeredByEvent") == "true"
+    )
+
+
 def read_elements(tree: etree._ElementTree) -> dict[str, dict[str, Any]]:
     """Map every flow element id to the Camunda attributes the engine acts on."""
     elements: dict[str, dict[str, Any]] = {}
@@ -104,6 +113,10 @@ def read_elements(tree: etree._ElementTree) -> dict[str, dict[str, Any]]:
             info.update(service_type=_camunda(node, "type"), topic=_camunda(node, "topic"))
         elif kind == "businessRuleTask":
             info.update(decision_ref=_camunda(node, "decisionRef"))
+        elif kind == "startEvent" and _in_event_subprocess(node):
+            # SpiffWorkflow starts an event subprocess but never interrupts the process around
+            # it; the engine does that itself for starts that are interrupting (the default).
+            info.update(interrupting=node.get("isInterrupting", "true") != "false")
         if len(info) > 2 or kind in {"userTask", "intermediateCatchEvent", "receiveTask"}:
             elements[element_id] = info
     return elements

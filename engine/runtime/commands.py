@@ -11,6 +11,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -28,7 +29,12 @@ from engine.runtime import inbox
 from engine.runtime.context import executing
 from engine.runtime.execution import DecisionMaker, Execution, Incident, NoRules
 from engine.runtime.forms import validate_form
-from engine.runtime.projection import clear_projections, sync_projections
+from engine.runtime.projection import (
+    EVENT_SUBPROCESS_PREFIX,
+    clear_projections,
+    event_subprocess_starts,
+    sync_projections,
+)
 from engine.runtime.state import dump_state, load_state, to_json_safe
 from engine.sandbox import make_script_engine
 from engine.services import ServiceRegistry
@@ -130,6 +136,10 @@ def _load(rt: Runtime, uow: UnitOfWork, instance_id: str, actor: Actor, skip_loc
 
 def _variables(workflow: BpmnWorkflow) -> dict[str, Any]:
     """The process variables a person would expect: the data where the tokens now are."""
+    return to_json_safe(_current_data(workflow))
+
+
+def _current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     active = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
     sources = [t for t in active if t.task_spec.bpmn_id] or (
@@ -137,7 +147,7 @@ def _variables(workflow: BpmnWorkflow) -> dict[str, Any]:
     )
     for task in sources:
         merged.update(task.data)
-    return to_json_safe(merged)
+    return merged
 
 
 def _save(rt: Runtime, ex: Execution, incident: Incident | None) -> None:
@@ -158,7 +168,7 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
     elif incident is not None:
         instance.status = "incident"
         instance.incident = incident.as_dict(ex.now)
-    elif workflow.completed:
+    elif workflow.is_completed():
         instance.status = "completed"
         instance.incident = None
         instance.ended_at = ex.now
@@ -227,9 +237,21 @@ def _catch_message(
     event = BpmnEvent(
         MessageEventDefinition(name), payload={"payload": payload, "result_var": name}
     )
+    root = ex.workflow.task_tree
+    starts = [eid for eid, message in event_subprocess_starts(ex.workflow) if message == name]
+    if starts:
+        # SpiffWorkflow starts an event subprocess from the process's root task; give it the
+        # data where the tokens are, as BPMN's event subprocess sees its parent's variables.
+        root.data.update(deepcopy(_current_data(ex.workflow)))
+    interrupting = any(ex.elements.get(eid, {}).get("interrupting", False) for eid in starts)
+    running = list(root.children) if interrupting else []
     caught = ex.workflow.event_manager.catch(event, internal=False)
     if not caught:
         raise Conflict(f"instance {ex.instance.id} is not waiting for message '{name}'")
+    for branch in running:
+        # An interrupting event subprocess ends everything else the process was doing
+        # (BPMN); SpiffWorkflow 3.2 only starts it, so cancel the branches that ran before.
+        branch.cancel()
     ex.record("message_received", None, name=name, message_id=message_id)
     return ex.run_steps()
 
@@ -253,15 +275,19 @@ def instance_summary(
             ).scalars(),
         }
     tasks, timers, subs = projected["tasks"], projected["timers"], projected["subscriptions"]
-    waiting = [
-        {
-            "type": "message",
-            "name": s.message_name,
-            "correlation_key": s.correlation_key,
-            "element_id": s.element_id,
-        }
-        for s in subs
-    ] + [
+    messages: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for sub in subs:
+        # An event subprocess listens for as long as the instance runs (an order can be
+        # cancelled at any stage): listening, not what the instance is waiting for.
+        messages[sub.task_id.startswith(EVENT_SUBPROCESS_PREFIX)].append(
+            {
+                "type": "message",
+                "name": sub.message_name,
+                "correlation_key": sub.correlation_key,
+                "element_id": sub.element_id,
+            }
+        )
+    waiting = messages[False] + [
         {"type": "timer", "element_id": t.element_id, "due_at": t.due_at.isoformat()}
         for t in timers
     ]
@@ -283,6 +309,7 @@ def instance_summary(
             for t in tasks
         ],
         "waiting_for": waiting,
+        "listening_for": messages[True],
     }
 
 

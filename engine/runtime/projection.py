@@ -196,12 +196,39 @@ def _sync_timers(ex: Execution, waiting: list[Any]) -> list[Timer]:
 
 def correlation_key(ex: Execution, task: Any) -> str | None:
     """The business key, unless the catching event names another (`correlation_key` property)."""
-    element_id = task.task_spec.bpmn_id
+    return _correlation_key(ex, task.task_spec.bpmn_id, task.data)
+
+
+def _correlation_key(ex: Execution, element_id: str, data: dict[str, Any]) -> str | None:
     expression = ex.elements.get(element_id, {}).get("properties", {}).get("correlation_key")
     if expression:
-        value = evaluate_expression(expression_body(expression) or expression, task.data)
+        value = evaluate_expression(expression_body(expression) or expression, data)
         return None if value is None else str(value)
     return ex.instance.business_key
+
+
+# The task_id of a subscription for an event subprocess start, which has no task of its own.
+EVENT_SUBPROCESS_PREFIX = "event-subprocess:"
+
+
+def event_subprocess_starts(workflow: Any) -> list[tuple[str, str]]:
+    """(start event id, message name) of the process's message-started event subprocesses.
+
+    SpiffWorkflow keeps these as triggers of the process start, not as waiting tasks, so the
+    subscriptions must be read from the spec.
+    """
+    starts = []
+    for name in workflow.spec.start.trigger_specs:
+        spec = workflow.subprocess_specs.get(name)
+        for start in spec.bpmn_start_events if spec is not None else []:
+            if isinstance(start.event_definition, MessageEventDefinition):
+                starts.append((start.bpmn_id, start.event_definition.name))
+    return starts
+
+
+def _start_key(ex: Execution, element_id: str) -> str | None:
+    last = ex.workflow.last_task
+    return _correlation_key(ex, element_id, last.data if last is not None else {})
 
 
 def _sync_subscriptions(
@@ -217,6 +244,13 @@ def _sync_subscriptions(
                 definition.name,
                 correlation_key(ex, task),
             )
+    for element_id, name in event_subprocess_starts(ex.workflow):
+        # Listening for as long as the instance runs; the id is stable across commands.
+        wanted[f"{EVENT_SUBPROCESS_PREFIX}{element_id}"] = (
+            element_id,
+            name,
+            _start_key(ex, element_id),
+        )
     stored = {
         row.task_id: row
         for row in _stored(

@@ -253,6 +253,28 @@ def test_cancellation_reverses_the_postings(api: O2CApi) -> None:
     assert api.ok("GET", "/customers/C10/credit", who="carol")["exposure"]["total"] == "0.00"
 
 
+def test_an_order_cancelled_while_its_credit_hold_waits_ends_with_nothing_to_reverse(
+    api: O2CApi,
+) -> None:
+    """The cancellation is an interrupting event subprocess: it ends the order at any stage."""
+    api.customer("C14", credit_limit="1000.00")
+    api.lot("L1")
+    started = api.start("SO-14", "C14", [line(qty=1)])  # over the limit: held for approval
+    [task] = api.open_tasks("SO-14")
+    assert task["element_id"] == "approve_credit"
+    assert [m["name"] for m in started["listening_for"]] == ["order_cancelled"]
+    cancelled = api.message("order_cancelled", "SO-14", {"reason": "customer withdrew"})
+    assert cancelled.status_code == 200, cancelled.json
+    assert cancelled.json["instance_status"] == "completed"
+    instance = api.instance(started["id"])
+    assert instance["waiting_for"] == [] and api.open_tasks("SO-14") == []
+    assert "order.cancelled" in api.outbox_events(started["id"])
+    # Nothing was posted, so nothing is reversed.
+    assert api.ok("GET", "/journal-entries?source_type=order&source_id=SO-14")["items"] == []
+    assert [d["ruleset_key"] for d in api.decisions(started["id"])][:1] == ["credit"]
+    assert api.ok("GET", "/customers/C14/credit", who="carol")["exposure"]["total"] == "0.00"
+
+
 def _timers(api: O2CApi, instance_id: str) -> list:
     from datetime import UTC
 
