@@ -12,7 +12,7 @@ from api.errors import BadRequest
 from api.requests import actor, field, json_body, runtime
 from domain import procurement as p2p
 from engine.errors import NotFound
-from engine.store.tables import CorrelationAlias
+from engine.runtime.commands import canonical_key
 
 suppliers_bp = Blueprint("suppliers", __name__, url_prefix="/api/v1/suppliers")
 purchase_orders_bp = Blueprint("purchase_orders", __name__, url_prefix="/api/v1/purchase-orders")
@@ -88,9 +88,9 @@ def get_purchase_order(po_no: str):
     """The PO with received quantities, each received lot and its status, and the invoices."""
     with runtime().uow(write=False) as uow:
         po = uow.session.get(p2p.PurchaseOrder, po_no)
-        alias = uow.session.get(CorrelationAlias, po_no) if po is None else None
-        if alias is not None:  # the ERP may ask by its own number
-            po = uow.session.get(p2p.PurchaseOrder, alias.canonical)
+        canonical = canonical_key(uow.session, po_no) if po is None else None
+        if canonical is not None:  # the ERP may ask by its own number
+            po = uow.session.get(p2p.PurchaseOrder, canonical)
         if po is None:
             raise NotFound(f"no purchase order '{po_no}'")
         return p2p.purchase_order_as_dict(uow.session, po)

@@ -741,18 +741,15 @@ class O2C:
         item = sales.get_receivable(call.session, call.variables["invoice_no"])
         step = decide_dunning(self.rules, (as_of - item.due_date).days, as_of)
         record_decision(call.execution, call.element_id, step.decision.to_record())
-        raised = step.level > item.dunning_level and item.status == "open"
-        if raised:
-            previous, item.dunning_level = item.dunning_level, step.level
-            call.emit(
-                "dunning.level_changed",
-                dunning_payload(item, previous, step.level, as_of, step.collections_task),
-            )
+        changed = raise_dunning_level(item, step, as_of, opens_task=True)
+        raised = changed is not None
+        if changed is not None:
+            call.emit("dunning.level_changed", changed)
         return {
             "dunning_escalated": {
                 "level": item.dunning_level,
                 "raised": raised,
-                "collections_task": raised and step.collections_task,
+                "collections_task": bool(changed and changed["collections_task"]),
             },
             "dunning_due": next_dunning_at(self.rules, item.due_date, item.dunning_level, as_of),
         }
@@ -839,18 +836,24 @@ def next_dunning_at(rules: RulesService, due: date, level: int, as_of: date) -> 
     return datetime.combine(when, datetime.min.time()).isoformat() + "+00:00"
 
 
-def dunning_payload(
-    item: sales.Receivable, previous: int, level: int, as_of: date, collections_task: bool
-) -> dict[str, Any]:
+def raise_dunning_level(
+    item: sales.Receivable, step: Any, as_of: date, opens_task: bool
+) -> dict[str, Any] | None:
+    """Take an open item to the level the `dunning` rules decided, if higher; the
+    `dunning.level_changed` payload when it moved, else None (a level is raised once).
+    Only an item with an O2C process (`opens_task`) gets a collections task."""
+    if step.level <= item.dunning_level or item.status != "open":
+        return None
+    previous, item.dunning_level = item.dunning_level, step.level
     return {
         "document_no": item.document_no,
         "customer_id": item.customer_id,
         "order_no": item.order_no,
         "previous_level": previous,
-        "level": level,
+        "level": step.level,
         "open_amount": str(item.open_amount),
         "days_past_due": (as_of - item.due_date).days,
-        "collections_task": collections_task,
+        "collections_task": opens_task and step.collections_task,
     }
 
 
@@ -868,25 +871,29 @@ def sweep_dunning(runtime: Any, rules: RulesService) -> int:
     as_of = now.date()
     raised = 0
     with runtime.uow() as uow:
+        # Items of an order with a process are that process's to dun; one query, not one
+        # order lookup per overdue item each minute.
         items = uow.session.scalars(
             select(sales.Receivable)
-            .where(sales.Receivable.status == "open", sales.Receivable.due_date < as_of)
+            .outerjoin(sales.SalesOrder, sales.SalesOrder.order_no == sales.Receivable.order_no)
+            .where(
+                sales.Receivable.status == "open",
+                sales.Receivable.due_date < as_of,
+                sales.SalesOrder.instance_id.is_(None),
+            )
             .order_by(sales.Receivable.id)
         ).all()
         for item in items:
-            order = uow.session.get(sales.SalesOrder, item.order_no) if item.order_no else None
-            if order is not None and order.instance_id:
-                continue
             step = decide_dunning(rules, (as_of - item.due_date).days, as_of)
-            if step.level <= item.dunning_level:
+            changed = raise_dunning_level(item, step, as_of, opens_task=False)
+            if changed is None:
                 continue
-            previous, item.dunning_level = item.dunning_level, step.level
             uow.session.add(
                 OutboxMessage(
                     idempotency_key=f"dunning:{item.document_no}:{step.level}",
                     event_type="dunning.level_changed",
                     instance_id=None,
-                    payload=dunning_payload(item, previous, step.level, as_of, False),
+                    payload=changed,
                     next_attempt_at=now,
                     created_at=now,
                 )

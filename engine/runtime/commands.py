@@ -459,6 +459,12 @@ def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: A
     return _with_retry(rt, attempt)
 
 
+def canonical_key(session: Any, key: str) -> str | None:
+    """The correlation key `key` stands for, when it is an alias (e.g. the ERP's PO number)."""
+    alias = session.get(CorrelationAlias, key)
+    return alias.canonical if alias is not None else None
+
+
 def _subscription(uow: UnitOfWork, name: str, key: str | None) -> MessageSubscription | None:
     return uow.session.execute(
         select(MessageSubscription)
@@ -488,9 +494,9 @@ def deliver_message(
             if sub is None and key is not None:
                 # The sender may use its own number for the key (CorrelationAlias); only a
                 # message nobody waits for under the given key pays for the lookup.
-                alias = uow.session.get(CorrelationAlias, key)
-                if alias is not None:
-                    key = alias.canonical
+                canonical = canonical_key(uow.session, key)
+                if canonical is not None:
+                    key = canonical
                     sub = _subscription(uow, name, key)
             now = rt.clock()
             if sub is None:
