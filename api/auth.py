@@ -60,9 +60,11 @@ class TokenService:
 
     def _api_key(self, key: str) -> Actor:
         digest = hash_key(key)
-        # A read transaction: on SQLite a write one would queue every ERP call on the lock.
-        with self._uow(write=False) as uow:
-            row = uow.session.execute(
+        # One read on a bare connection, every request: an ORM session around it cost as much
+        # as the rest of the check. Not a write transaction: on SQLite it would queue every
+        # ERP call on the one write lock.
+        with self._uow.engine.connect() as connection:
+            row = connection.execute(
                 select(
                     ApiKey.id, ApiKey.name, ApiKey.roles, ApiKey.revoked_at, ApiKey.last_used_at
                 ).where(ApiKey.key_hash == digest)

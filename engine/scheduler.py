@@ -196,8 +196,15 @@ def _settle_outbox(
     sent = 0
     with rt.uow() as uow:
         now = rt.clock()
+        # One query for the batch: a read per row made settling cost more than sending.
+        settled = {
+            row.id: row
+            for row in uow.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.id.in_([o[0] for o in outcomes]))
+            )
+        }
         for row_id, reply, error in outcomes:
-            row = uow.session.get(OutboxMessage, row_id)
+            row = settled.get(row_id)
             if row is None or row.status != "pending":
                 continue
             on_reply = rt.outbox_replies.get(row.event_type)

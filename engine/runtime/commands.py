@@ -27,7 +27,14 @@ from engine.definitions.catalog import DefinitionCatalog
 from engine.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound
 from engine.runtime import inbox
 from engine.runtime.context import executing
-from engine.runtime.execution import DecisionMaker, Execution, Incident, NoRules
+from engine.runtime.execution import (
+    GUARDED_STEPS,
+    DecisionMaker,
+    Execution,
+    Incident,
+    NoRules,
+    StepFailed,
+)
 from engine.runtime.forms import validate_form
 from engine.runtime.projection import (
     EVENT_SUBPROCESS_PREFIX,
@@ -98,11 +105,27 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _replaying(attempt: Callable[[], T]) -> T:
+    """Run a command; if one of its steps failed, run it again with a savepoint per step.
+
+    The first run leaves savepoints out (see Execution.run_steps); leaving the unit of work on
+    StepFailed rolled all of it back, so the second run starts where the first did.
+    """
+    try:
+        return attempt()
+    except StepFailed:
+        token = GUARDED_STEPS.set(True)
+        try:
+            return attempt()
+        finally:
+            GUARDED_STEPS.reset(token)
+
+
 def _with_retry(rt: Runtime, attempt: Callable[[], T]) -> T:
     """Re-run a command that lost an optimistic-lock or unique-key race."""
     for n in range(rt.max_attempts):
         try:
-            return attempt()
+            return _replaying(attempt)
         except (StaleDataError, IntegrityError, ConcurrentUpdate):
             if n == rt.max_attempts - 1:
                 raise ConcurrentUpdate("the instance is busy; try again") from None
@@ -202,7 +225,12 @@ def _number_events(ex: Execution) -> None:
     """
     if not ex.uow.sqlite or len(ex.events) < 2:
         return
-    last = ex.uow.session.execute(select(func.max(InstanceEvent.id))).scalar_one()
+    session = ex.uow.session
+    if any(isinstance(row, InstanceEvent) for row in session.new):
+        session.flush()  # history queued outside this execution (the inbox) takes its ids first
+    # Otherwise no autoflush: the flush after this writes the instance and its history together.
+    with session.no_autoflush:
+        last = session.execute(select(func.max(InstanceEvent.id))).scalar_one()
     for offset, event in enumerate(ex.events, start=(last or 0) + 1):
         event.id = offset
 
@@ -533,60 +561,70 @@ def deliver_message(
 
 def fire_timer(rt: Runtime, timer_id: int) -> bool:
     """Fire one due timer; False when another worker has it or it is already gone."""
-    with rt.uow() as uow:
-        timer = uow.session.get(Timer, timer_id)
-        if timer is None or timer.due_at > rt.clock():
-            return False
-        ex = _load(rt, uow, timer.instance_id, SYSTEM, skip_locked=True)
-        if ex is None:
-            return False
-        # Re-read under the instance lock: another scheduler may have fired it meanwhile.
-        uow.session.expire(timer)
-        if uow.session.get(Timer, timer_id) is None:
-            return False
-        task = ex.workflow.get_task_from_id(uuid.UUID(timer.task_id))
-        if task is None or task.state != TaskState.WAITING:
-            uow.session.delete(timer)
-            uow.commit()
-            return False
-        ex.record("timer_fired", timer.element_id, due_at=timer.due_at)
-        # SpiffWorkflow fires a timer only strictly after its due time, while the row is due at
-        # `due_at <= now`; an injected clock often stands exactly on the due time.
-        ex.now = max(ex.now, timer.due_at + timedelta(microseconds=1))
-        with executing(ex):
-            ex.workflow.refresh_timers()
-        incident = ex.run_steps()
-        _save(rt, ex, incident)
-        try:
-            uow.commit()
-        except StaleDataError:
-            return False
-        return True
+
+    def attempt() -> bool:
+        with rt.uow() as uow:
+            timer = uow.session.get(Timer, timer_id)
+            if timer is None or timer.due_at > rt.clock():
+                return False
+            ex = _load(rt, uow, timer.instance_id, SYSTEM, skip_locked=True)
+            if ex is None:
+                return False
+            # Re-read under the instance lock: another scheduler may have fired it meanwhile.
+            uow.session.expire(timer)
+            if uow.session.get(Timer, timer_id) is None:
+                return False
+            task = ex.workflow.get_task_from_id(uuid.UUID(timer.task_id))
+            if task is None or task.state != TaskState.WAITING:
+                uow.session.delete(timer)
+                uow.commit()
+                return False
+            ex.record("timer_fired", timer.element_id, due_at=timer.due_at)
+            # SpiffWorkflow fires a timer only strictly after its due time, while the row is due at
+            # `due_at <= now`; an injected clock often stands exactly on the due time.
+            ex.now = max(ex.now, timer.due_at + timedelta(microseconds=1))
+            with executing(ex):
+                ex.workflow.refresh_timers()
+            incident = ex.run_steps()
+            _save(rt, ex, incident)
+            try:
+                uow.commit()
+            except StaleDataError:
+                return False
+            return True
+
+    return _replaying(attempt)
 
 
 def cancel(rt: Runtime, instance_id: str, reason: str, actor: Actor) -> Result:
-    with rt.uow() as uow:
-        ex = _load(rt, uow, instance_id, actor)
-        if ex.instance.status in ("completed", "cancelled"):
-            raise Conflict(f"instance {instance_id} is already {ex.instance.status}")
-        ex.workflow.cancel()
-        ex.instance.status = "cancelled"
-        ex.instance.ended_at = ex.now
-        ex.record("instance_cancelled", None, reason=reason)
-        _save(rt, ex, None)
-        result = Result(200, instance_summary(uow, ex.instance, ex.projected))
-        uow.commit()
-        return result
+    def attempt() -> Result:
+        with rt.uow() as uow:
+            ex = _load(rt, uow, instance_id, actor)
+            if ex.instance.status in ("completed", "cancelled"):
+                raise Conflict(f"instance {instance_id} is already {ex.instance.status}")
+            ex.workflow.cancel()
+            ex.instance.status = "cancelled"
+            ex.instance.ended_at = ex.now
+            ex.record("instance_cancelled", None, reason=reason)
+            _save(rt, ex, None)
+            result = Result(200, instance_summary(uow, ex.instance, ex.projected))
+            uow.commit()
+            return result
+
+    return _replaying(attempt)
 
 
 def retry(rt: Runtime, instance_id: str, actor: Actor) -> Result:
-    with rt.uow() as uow:
-        ex = _load(rt, uow, instance_id, actor)
-        if ex.instance.status != "incident":
-            raise Conflict(f"instance {instance_id} has no incident to retry")
-        ex.record("incident_retried", (ex.instance.incident or {}).get("element_id"))
-        incident = ex.run_steps()
-        _save(rt, ex, incident)
-        result = Result(200, instance_summary(uow, ex.instance, ex.projected))
-        uow.commit()
-        return result
+    def attempt() -> Result:
+        with rt.uow() as uow:
+            ex = _load(rt, uow, instance_id, actor)
+            if ex.instance.status != "incident":
+                raise Conflict(f"instance {instance_id} has no incident to retry")
+            ex.record("incident_retried", (ex.instance.incident or {}).get("element_id"))
+            incident = ex.run_steps()
+            _save(rt, ex, incident)
+            result = Result(200, instance_summary(uow, ex.instance, ex.projected))
+            uow.commit()
+            return result
+
+    return _replaying(attempt)

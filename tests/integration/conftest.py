@@ -22,7 +22,13 @@ CAROL = Actor("carol", frozenset({"credit_manager"}), frozenset({"credit_manager
 
 
 def lookup_customer(call: ServiceCall) -> dict[str, Any]:
-    """Demo handler: a blocked customer takes the error boundary; `explode` is a crash."""
+    """Demo handler: a blocked customer takes the error boundary; `explode` is a crash.
+
+    With `write_first`, it queues an outbox row before anything else, so a test can see
+    whether a failure after a write keeps it.
+    """
+    if call.variables.get("write_first"):
+        call.emit("demo.lookup_begun", {"order": call.business_key})
     if call.variables.get("explode"):
         raise RuntimeError("ERP lookup timed out")
     if call.variables.get("blocked"):

@@ -133,6 +133,38 @@ def test_crashing_handler_is_an_incident_that_keeps_the_instance_and_retry_resum
     assert retried["active_tasks"][0]["element_id"] == "approve_order"
 
 
+def outbox_types(rt: Any, instance_id: str) -> list[str]:
+    from engine.store.tables import OutboxMessage
+
+    with rt.uow(write=False) as uow:
+        return list(
+            uow.session.scalars(
+                select(OutboxMessage.event_type).where(OutboxMessage.instance_id == instance_id)
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "recorded"),
+    [("explode", "incident", "incident"), ("blocked", "completed", "business_error")],
+)
+def test_a_handler_that_fails_after_writing_leaves_none_of_its_writes(
+    rt, failure, status, recorded
+):
+    body = start(rt, "SO-W", write_first=True, **{failure: True})
+    assert body["status"] == status
+    assert outbox_types(rt, body["id"]) == []
+    steps = history(rt, body["id"])
+    assert steps[0] == "instance_started"
+    assert recorded in steps
+
+
+def test_a_handler_that_succeeds_keeps_its_writes(rt):
+    body = start(rt, "SO-K", write_first=True)
+    assert body["status"] == "running"
+    assert "demo.lookup_begun" in outbox_types(rt, body["id"])
+
+
 def test_message_sent_before_the_wait_is_buffered_then_delivered(rt):
     buffered = commands.deliver_message(rt, "payment_received", "SO-9", {"amount": "10"}, None, ERP)
     assert buffered.status_code == 202
