@@ -17,6 +17,8 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     The stdlib parser recurses, and so do the engine's converters after it; a scan that only
     counts brackets outside strings refuses a nesting bomb before either sees it.
     """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # too few brackets to nest that deep: skip the byte-by-byte scan
     depth, in_string, escaped = 0, False, False
     for byte in body:
         if in_string:

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from bench import engine_store, spiff_memory
+from bench.ceiling import serve_ceiling
 from bench.http_load import Client, drive
 from bench.measure import Throughput
 from tests.e2e.conftest import Server, start_server
@@ -28,6 +29,8 @@ W1_MODEL, W1_KEY = MODELS / "w1_publish.bpmn", "bench_w1"
 W2_MODEL, W2_KEY = MODELS / "w2_approval.bpmn", "bench_w2"
 ORDER_KEY = "bench_order"
 WARM_UP = 50
+# The stack without the engine (bench/ceiling.py): W1 over HTTP cannot beat these.
+CEILINGS = {"hello": "Flask, JSON in and out", "insert": "Flask + one ORM insert"}
 
 
 def _env_int(name: str, default: int) -> int:
@@ -88,6 +91,18 @@ def w1_over_http(server: Server, count: int, threads: int) -> Throughput:
     return drive(server.base, count, threads, one)
 
 
+def ceiling_over_http(server: Server, count: int, threads: int) -> Throughput:
+    """The same client against the stack with no engine (bench/ceiling.py)."""
+
+    def one(client: Client, n: int) -> None:
+        body = client.call("POST", "/rows", "-", {"business_key": f"SO-{n}"})
+        if body["status"] != "completed":
+            raise RuntimeError(f"ceiling server answered {body}")
+
+    drive(server.base, WARM_UP, threads, lambda c, n: one(c, -1 - n))
+    return drive(server.base, count, threads, one)
+
+
 def w2_over_http(server: Server, count: int, threads: int, list_inbox: bool) -> Throughput:
     erp, carol = server.tokens["erp"], server.tokens["carol"]
     path = f"/api/v1/processes/{W2_KEY}/instances"
@@ -134,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="flowgate-bench-") as name:
         tmp = Path(name)
         over_http: dict[int, tuple[Throughput, Throughput]] = {}
+        ceilings: dict[tuple[int, str], Throughput] = {}
         for workers in [int(w) for w in args.workers.split(",")]:
             http_dir = tmp / f"http-{workers}"
             http_dir.mkdir()
@@ -145,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
                 )
             finally:
                 server.stop()
+            for mode in CEILINGS:
+                server = serve_ceiling(http_dir, workers, mode)
+                try:
+                    ceilings[workers, mode] = ceiling_over_http(server, args.w1, args.threads)
+                finally:
+                    server.stop()
         w1_memory = spiff_memory.run_straight_through(W1_MODEL, W1_KEY, args.w1)
         w2_memory = spiff_memory.run_with_user_task(W2_MODEL, W2_KEY, args.w2)
 
@@ -164,11 +186,21 @@ def main(argv: list[str] | None = None) -> None:
     for workers, (w1_http, _) in over_http.items():
         label = f"W1 HTTP, {server_label(workers)}, {args.threads} client threads"
         print(row(label, w1_http, w1_memory))
+    for (workers, mode), figure in ceilings.items():
+        label = f"  stack ceiling: {CEILINGS[mode]}, {server_label(workers)}"
+        print(row(label, figure, w1_memory))
     print(row("W1 in-process commands.start, 1 thread", w1_in_process, w1_memory))
     print(row("W1 in-memory SpiffWorkflow, 1 thread", w1_memory))
     for workers, (_, w2_http) in over_http.items():
         print(row(f"W2 HTTP start + complete, {server_label(workers)}", w2_http, w2_memory))
     print(row("W2 in-memory SpiffWorkflow, 1 thread", w2_memory))
+    for workers, (w1_http, _) in over_http.items():
+        insert = ceilings.get((workers, "insert"))
+        if insert is not None:
+            print(
+                f"W1 over HTTP is {w1_http.rate / insert.rate:.0%} of the stack's "
+                f"Flask + one ORM insert ceiling ({server_label(workers)})"
+            )
     for workers, (w1_http, w2_http) in over_http.items():
         share = w1_http.rate / w1_memory.rate
         print(

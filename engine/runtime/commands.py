@@ -203,7 +203,6 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
     instance.variables = _variables(workflow)
     instance.updated_at = ex.now
     if instance.status in ("completed", "cancelled"):
-        sync_projections(ex)
         clear_projections(ex)
         subscriptions: list[MessageSubscription] = []
     else:
@@ -467,9 +466,11 @@ def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: A
             task = ex.workflow.get_task_from_id(uuid.UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict(f"task {task_id} is no longer open")
-            # Under the instance lock now: a claim or delegation may have landed meanwhile.
-            uow.session.refresh(row)
-            inbox.check_can_complete(uow.session, row, actor, ex.now)
+            if not uow.sqlite:
+                # Under the instance lock now: a claim or delegation may have landed meanwhile.
+                # (SQLite's write lock was taken before the task row was first read.)
+                uow.session.refresh(row)
+                inbox.check_can_complete(uow.session, row, actor, ex.now)
             _run_completion_guard(rt, ex, row, actor, {**task.data, **values})
             task.data.update(values)
             task.run()

@@ -293,7 +293,9 @@ def sync_projections(ex: Execution) -> list[MessageSubscription]:
 
 
 def clear_projections(ex: Execution) -> None:
-    """An ended or cancelled instance waits for nothing."""
+    """An ended or cancelled instance waits for nothing: its open tasks close, and its timers
+    and subscriptions go without being read first."""
+    _sync_tasks(ex)
     ex.projected = {"tasks": [], "timers": [], "subscriptions": []}
     if ex.new:
         return
