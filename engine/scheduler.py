@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
@@ -143,6 +144,7 @@ def dispatch_outbox(
     batch: int = 50,
     dead_after: int = 8,
     backoff_seconds: float = 1.0,
+    budget_seconds: float = 5.0,
 ) -> int:
     """Send pending outbox rows at least once; back off exponentially, then dead-letter.
 
@@ -150,14 +152,29 @@ def dispatch_outbox(
     failed try dead-letters the row (GET /outbox?status=dead). Rows are leased in one short
     transaction, sent with none open, and settled in another: a slow ERP endpoint must not
     hold SQLite's write lock (every command would queue behind it) or PostgreSQL row locks.
+    A full batch is followed at once by the next, for up to `budget_seconds`: one batch per
+    tick let the outbox fall ever further behind any load above `batch` events a second.
     """
+    sent = 0
+    deadline = time.monotonic() + budget_seconds
+    while True:
+        leased, done = _dispatch_batch(rt, sender, batch, dead_after, backoff_seconds)
+        sent += done
+        if leased < batch or time.monotonic() >= deadline:
+            return sent
+
+
+def _dispatch_batch(
+    rt: Runtime, sender: Sender, batch: int, dead_after: int, backoff_seconds: float
+) -> tuple[int, int]:
+    """Lease, send and settle up to `batch` due rows; (how many were leased, how many sent)."""
     now = rt.clock()
     due = (OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
     # Look first in a read transaction: every process ticks every second, and on SQLite a
     # write transaction that finds nothing would still take the one write lock each time.
     with rt.uow(write=False) as uow:
         if uow.session.scalar(select(OutboxMessage.id).where(*due).limit(1)) is None:
-            return 0
+            return 0, 0
     with rt.uow() as uow:
         rows = (
             uow.session.execute(
@@ -170,7 +187,7 @@ def dispatch_outbox(
             .all()
         )
         if not rows:
-            return 0
+            return 0, 0
         for row in rows:
             row.attempts += 1
             row.next_attempt_at = now + OUTBOX_LEASE
@@ -184,7 +201,7 @@ def dispatch_outbox(
             outcomes.append((row.id, sender(row, targets) if targets else None, None))
         except Exception as exc:
             outcomes.append((row.id, None, f"{type(exc).__name__}: {exc}"[:1000]))
-    return _settle_outbox(rt, outcomes, dead_after, backoff_seconds)
+    return len(rows), _settle_outbox(rt, outcomes, dead_after, backoff_seconds)
 
 
 def _settle_outbox(

@@ -68,3 +68,28 @@ def test_commands_run_while_the_erp_is_slow_to_answer_a_webhook(rt):
             select(OutboxMessage.status).where(OutboxMessage.idempotency_key == "slow-1")
         )
     assert status == "sent"
+
+
+def test_one_tick_sends_a_backlog_larger_than_its_batch(rt):
+    with rt.uow() as uow:
+        uow.session.add(Webhook(url="http://erp.invalid/events", events=["*"], secret="s" * 32))
+        uow.session.add_all(
+            OutboxMessage(
+                idempotency_key=f"backlog-{n}",
+                event_type="order.released",
+                payload={"order_no": f"SO-{n}"},
+                next_attempt_at=rt.clock(),
+            )
+            for n in range(120)
+        )
+        uow.commit()
+    delivered: list[str] = []
+    assert (
+        dispatch_outbox(rt, sender=lambda row, hooks: delivered.append(row.idempotency_key)) == 120
+    )
+    with rt.uow(write=False) as uow:
+        pending = uow.session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.status == "pending")
+        ).all()
+    assert pending == []
+    assert sorted(delivered) == sorted(f"backlog-{n}" for n in range(120))
