@@ -30,7 +30,7 @@ from pathlib import Path
 from bench.http_load import Client
 from bench.measure import Throughput
 from tests.conftest import postgres_schema_url
-from tests.e2e.conftest import ROOT, Server, free_port
+from tests.e2e.conftest import ROOT, Server, free_port, spawn_module, wait_until_ready
 
 MODEL = ROOT / "processes" / "procure_to_pay.bpmn"
 GTIN = "06901234567892"
@@ -77,21 +77,10 @@ def serve(tmp: Path, database_url: str | None) -> Iterator[Server]:
     if database_url:
         env["FLOWGATE_DATABASE_URL"] = database_url
         _cli(env, "db", "upgrade")
-    log = (tmp / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
+    process = spawn_module(["api.cli", "serve"], tmp / "server.log", env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                Client(base).call("GET", "/readyz", "")
-                break
-            except (OSError, RuntimeError):
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError((tmp / "server.log").read_text()) from None
-                time.sleep(0.3)
+        wait_until_ready(process, base, tmp / "server.log")
         tokens = {
             user: _cli(env, "token", "create", "--user", user, "--roles", group, "--groups", group)
             for user, group in USERS.items()
@@ -99,12 +88,7 @@ def serve(tmp: Path, database_url: str | None) -> Iterator[Server]:
         tokens["erp"] = _cli(env, "key", "create", "--name", "bench-erp", "--roles", "erp_system")
         yield Server(base, tokens, process, tmp / "server.log")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        Server(base, {}, process, tmp / "server.log").stop()
 
 
 class W4:

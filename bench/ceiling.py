@@ -14,10 +14,6 @@ Run as a server: python -m bench.ceiling --port P --workers N --mode hello|inser
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,7 @@ from sqlalchemy import JSON, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from engine.store.db import WRITE, make_engine
-from tests.e2e.conftest import ROOT, Server, free_port
+from tests.e2e.conftest import Server, free_port, spawn_module, wait_until_ready
 
 
 class _Base(DeclarativeBase):
@@ -79,29 +75,11 @@ def serve_ceiling(tmp: Path, workers: int, mode: str) -> Server:
     data = tmp / f"ceiling-{mode}-{workers}"
     data.mkdir(parents=True, exist_ok=True)
     log = data / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "bench.ceiling", "--port", str(port)),
-                *("--workers", str(workers), "--mode", mode, "--data", str(data)),
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    argv = ["bench.ceiling", "--port", str(port), "--workers", str(workers), "--mode", mode]
+    process = spawn_module([*argv, "--data", str(data)], log)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ceiling server exited: {log.read_text()}")
-        try:
-            urllib.request.urlopen(base + "/readyz", timeout=1).read()
-            return Server(base, {}, process, log)
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"ceiling server did not start: {log.read_text()}")
+    wait_until_ready(process, base, log)
+    return Server(base, {}, process, log)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,6 +69,36 @@ class Server:
         return status, json.loads(payload) if "json" in kind and payload else payload
 
 
+def spawn_module(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m argv…` from the repository root, its output into `log`, no stdin."""
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    """Poll /readyz for up to a minute; a server that exits or never answers fails loudly."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
 def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     port = free_port()
     env = {
@@ -81,28 +111,9 @@ def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     }
     env.pop("FLOWGATE_DATABASE_URL", None)
     log = tmp / "server.log"
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    process = spawn_module(["api.cli", "serve"], log, env)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
-        try:
-            urllib.request.urlopen(base + "/readyz", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        raise RuntimeError(f"server did not start: {log.read_text()}")
+    wait_until_ready(process, base, log)
     tokens = dict(
         line.split("=", 1) for line in (tmp / "var" / "demo_tokens.env").read_text().splitlines()
     )
