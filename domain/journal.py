@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from domain.errors import UnbalancedEntry
@@ -85,6 +85,11 @@ def _cents(amount: Decimal) -> Decimal:
     return Decimal(amount).quantize(CENT)
 
 
+# Every posting first looks for itself; built once, as statements run per command are
+# (engine/runtime/commands.py).
+_BY_SOURCE_KEY = select(JournalEntry).where(JournalEntry.source_key == bindparam("source_key"))
+
+
 def post(
     session: Session,
     accounts: AccountMap,
@@ -101,7 +106,7 @@ def post(
     Amounts are rounded to the cent per line first and the balance is checked on the rounded
     figures, so what the finance system receives balances exactly.
     """
-    existing = session.scalar(select(JournalEntry).where(JournalEntry.source_key == source_key))
+    existing = session.scalar(_BY_SOURCE_KEY, {"source_key": source_key})
     if existing is not None:
         return existing
     rows: list[JournalLine] = []
@@ -147,7 +152,7 @@ def reverse(session: Session, entry: JournalEntry, reason: str) -> JournalEntry:
     if entry.reverses_id is not None:
         raise ValueError(f"journal entry {entry.id} is itself a reversal")
     source_key = f"reversal:{entry.source_key}"
-    existing = session.scalar(select(JournalEntry).where(JournalEntry.source_key == source_key))
+    existing = session.scalar(_BY_SOURCE_KEY, {"source_key": source_key})
     if existing is not None:
         return existing
     mirror = JournalEntry(

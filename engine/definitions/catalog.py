@@ -8,12 +8,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from engine.definitions.compile import CompiledDefinition, SourceFile, compile_definition
 from engine.errors import NotFound
 from engine.store.tables import Definition
 from engine.store.uow import UnitOfWork
+
+# Start runs this on every request: built once from the table's plain columns, because building
+# it from the ORM's columns (and matching its result to them) cost more than the query.
+_DEFINITIONS = Definition.__table__.c
+_LATEST_ID = (
+    select(_DEFINITIONS.id)
+    .where(_DEFINITIONS.key == bindparam("key"))
+    .order_by(_DEFINITIONS.version.desc())
+    .limit(1)
+)
+_VERSION_ID = select(_DEFINITIONS.id).where(
+    _DEFINITIONS.key == bindparam("key"), _DEFINITIONS.version == bindparam("version")
+)
 
 
 @dataclass(frozen=True)
@@ -136,12 +149,11 @@ class DefinitionCatalog:
         self, uow: UnitOfWork, key: str, version: int | None = None
     ) -> LoadedDefinition:
         """The newest version of `key` (or the given one); the query reads the index only."""
-        query = select(Definition.id).where(Definition.key == key)
         if version:
-            query = query.where(Definition.version == version)
-        definition_id = uow.session.execute(
-            query.order_by(Definition.version.desc()).limit(1)
-        ).scalar_one_or_none()
+            found = uow.session.execute(_VERSION_ID, {"key": key, "version": version})
+        else:
+            found = uow.session.execute(_LATEST_ID, {"key": key})
+        definition_id = found.scalar_one_or_none()
         if definition_id is None:
             if version:
                 raise NotFound(f"process '{key}' has no version {version}")

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -170,14 +170,18 @@ def candidate(row: HumanTask, kind: str, name: str) -> TaskCandidate:
     )
 
 
+# Run by every completion, claim and release: built once (see engine/runtime/commands.py).
+_OFFER_STATUS = (
+    update(TaskCandidate)
+    .where(TaskCandidate.task_id == bindparam("offered_task"))
+    .values(status=bindparam("offer_status"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def sync_offer(session: Session, row: HumanTask) -> None:
     """Keep candidate rows in step, so a group inbox is read from one index alone."""
-    session.execute(
-        update(TaskCandidate)
-        .where(TaskCandidate.task_id == row.id)
-        .values(status=offer_status(row))
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_OFFER_STATUS, {"offered_task": row.id, "offer_status": offer_status(row)})
 
 
 def close(session: Session, row: HumanTask, status: str, now: datetime) -> None:

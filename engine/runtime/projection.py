@@ -15,7 +15,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from engine.definitions.camunda import expression_body, split_list
 from engine.escalation import first_check_at, sla_business_days
@@ -101,8 +101,24 @@ def new_human_task(ex: Execution, task: Any) -> HumanTask:
     )
 
 
+# What each command reads back of an instance's projections, built once (see commands.py).
+_OPEN_TASKS = select(HumanTask).where(
+    HumanTask.instance_id == bindparam("instance_id"), HumanTask.status == "open"
+)
+_TIMERS = select(Timer).where(Timer.instance_id == bindparam("instance_id"))
+_SUBSCRIPTIONS = select(MessageSubscription).where(
+    MessageSubscription.instance_id == bindparam("instance_id")
+)
+_DROP_TIMERS = delete(Timer).where(Timer.instance_id == bindparam("instance_id"))
+_DROP_SUBSCRIPTIONS = delete(MessageSubscription).where(
+    MessageSubscription.instance_id == bindparam("instance_id")
+)
+
+
 def _stored(ex: Execution, statement: Any) -> list[Any]:
-    return [] if ex.new else list(ex.uow.session.execute(statement).scalars())
+    if ex.new:
+        return []
+    return list(ex.uow.session.execute(statement, {"instance_id": ex.instance.id}).scalars())
 
 
 def _sync_tasks(ex: Execution) -> list[HumanTask]:
@@ -112,15 +128,7 @@ def _sync_tasks(ex: Execution) -> list[HumanTask]:
         for t in ex.workflow.get_tasks(state=TaskState.READY)
         if t.task_spec.manual and t.task_spec.bpmn_id
     }
-    stored = {
-        row.id: row
-        for row in _stored(
-            ex,
-            select(HumanTask).where(
-                HumanTask.instance_id == ex.instance.id, HumanTask.status == "open"
-            ),
-        )
-    }
+    stored = {row.id: row for row in _stored(ex, _OPEN_TASKS)}
     open_rows = [row for task_id, row in stored.items() if task_id in ready]
     for task_id, row in stored.items():
         if task_id in ready:
@@ -172,10 +180,7 @@ def _sync_timers(ex: Execution, waiting: list[Any]) -> list[Timer]:
             due = _timer_due(task)
             if due is not None:
                 wanted[str(task.id)] = (task.task_spec.bpmn_id or task.task_spec.name, due)
-    stored = {
-        row.task_id: row
-        for row in _stored(ex, select(Timer).where(Timer.instance_id == ex.instance.id))
-    }
+    stored = {row.task_id: row for row in _stored(ex, _TIMERS)}
     kept = []
     for task_id, row in stored.items():
         if task_id not in wanted:
@@ -251,13 +256,7 @@ def _sync_subscriptions(
             name,
             _start_key(ex, element_id),
         )
-    stored = {
-        row.task_id: row
-        for row in _stored(
-            ex,
-            select(MessageSubscription).where(MessageSubscription.instance_id == ex.instance.id),
-        )
-    }
+    stored = {row.task_id: row for row in _stored(ex, _SUBSCRIPTIONS)}
     kept = []
     for task_id, row in stored.items():
         if task_id in wanted:
@@ -299,8 +298,5 @@ def clear_projections(ex: Execution) -> None:
     ex.projected = {"tasks": [], "timers": [], "subscriptions": []}
     if ex.new:
         return
-    session = ex.uow.session
-    session.execute(delete(Timer).where(Timer.instance_id == ex.instance.id))
-    session.execute(
-        delete(MessageSubscription).where(MessageSubscription.instance_id == ex.instance.id)
-    )
+    for statement in (_DROP_TIMERS, _DROP_SUBSCRIPTIONS):
+        ex.uow.session.execute(statement, {"instance_id": ex.instance.id})

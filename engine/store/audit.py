@@ -405,13 +405,19 @@ def link_hash(row: Any) -> str:
     return hashlib.sha256(canonical(link_content(row))).hexdigest()
 
 
+# Read by every command: built once, from the table's plain columns (see engine/runtime/commands).
+_CHAIN_HEAD = (
+    select(AuditEvent.__table__.c.seq, AuditEvent.__table__.c.hash)
+    .order_by(AuditEvent.__table__.c.seq.desc())
+    .limit(1)
+)
+
+
 def _append(session: Session, changes: list[Change]) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-    last = connection.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
+    last = connection.execute(_CHAIN_HEAD).first()
     seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS)
     who = AUDIT_CONTEXT.get()
     # Microseconds survive both SQLite text and PostgreSQL timestamptz, so the hash round-trips.

@@ -203,6 +203,32 @@ def test_a_buffered_message_nobody_waits_for_expires_into_an_event_and_is_kept(r
     assert [w["name"] for w in body["waiting_for"]] == ["payment_received"]
 
 
+def test_an_instance_ended_by_a_buffered_message_stops_listening(rt):
+    commands.deliver_message(rt, "payment_received", "SO-B", {"amount": "10"}, "b-1", ERP)
+    assert commands.start(rt, "approval", "SO-B", {"amount": 10}, ERP).body["status"] == "completed"
+    # A second payment for the same order waits for whoever comes next, not for the ended one.
+    again = commands.deliver_message(rt, "payment_received", "SO-B", {"amount": "1"}, "b-2", ERP)
+    assert again.status_code == 202
+    assert again.body["status"] == "buffered"
+
+
+def test_a_message_without_a_key_reaches_an_instance_without_a_business_key(rt):
+    # Sent before the instance waits: buffered under no key, then taken by its subscription.
+    early = commands.deliver_message(rt, "payment_received", None, {"amount": "7"}, "nk-1", ERP)
+    assert early.status_code == 202
+    body = commands.start(rt, "approval", None, {"amount": 10}, ERP).body
+    assert body["status"] == "completed"
+    # Sent while it waits: found through its subscription under no key.
+    waiting = commands.start(rt, "approval", None, {"amount": 10}, ERP).body
+    assert [w["correlation_key"] for w in waiting["waiting_for"]] == [None]
+    delivered = commands.deliver_message(rt, "payment_received", None, {"amount": "8"}, None, ERP)
+    assert delivered.body == {
+        "status": "delivered",
+        "instance_id": waiting["id"],
+        "instance_status": "completed",
+    }
+
+
 def test_repeated_message_id_returns_the_first_answer(rt):
     first = commands.deliver_message(rt, "payment_received", "SO-8", {"amount": "1"}, "m-1", ERP)
     again = commands.deliver_message(rt, "payment_received", "SO-8", {"amount": "1"}, "m-1", ERP)
