@@ -26,11 +26,14 @@ from sqlalchemy.orm import Session
 from domain import sales
 from domain.customers import Customer, CustomerRiskEvent, CustomerScoreRun
 from engine.decisions import store_decision
+from engine.errors import NotFound
+from engine.runtime.commands import SYSTEM, start_within
 from engine.store.tables import OutboxMessage
 from rules.credit_score import KEY, ScoreInput, is_downgrade, score_customer
 
 if TYPE_CHECKING:
     from engine.runtime.commands import Runtime
+    from engine.store.uow import UnitOfWork
     from rules.credit_score import CreditScore
     from rules.service import RulesService
 
@@ -39,6 +42,8 @@ log = logging.getLogger("flowgate.rescore")
 ZERO = Decimal("0.00")
 _CENT = Decimal("0.01")
 EVENT = "customer.downgraded"
+# The credit manager's review of a downgrade (processes/customer_risk_review.bpmn).
+REVIEW_PROCESS = "customer_risk_review"
 
 
 def _settled_on(session: Session, item: sales.Receivable, as_of: date) -> date | None:
@@ -161,7 +166,7 @@ def rescore_customer(
         )
         outcome = "scored"
         if is_downgrade(previous, result.grade):
-            _downgrade(session, customer, previous, result, decision.id, as_of, now)
+            _downgrade(runtime, uow, customer, previous, result, decision.id, as_of, now)
             outcome = "downgraded"
         try:
             uow.commit()
@@ -173,7 +178,8 @@ def rescore_customer(
 
 
 def _downgrade(
-    session: Session,
+    runtime: Runtime,
+    uow: UnitOfWork,
     customer: Customer,
     previous: str,
     result: CreditScore,
@@ -181,6 +187,7 @@ def _downgrade(
     as_of: date,
     now: datetime,
 ) -> None:
+    session = uow.session
     event = CustomerRiskEvent(
         customer_id=customer.id,
         as_of=as_of,
@@ -193,27 +200,42 @@ def _downgrade(
     )
     session.add(event)
     session.flush()
+    facts = {
+        "customer_id": customer.id,
+        "as_of": as_of.isoformat(),
+        "previous_grade": previous,
+        "grade": result.grade,
+        "score": result.score,
+        "credit_limit": str(customer.credit_limit),
+        "recommended_limit": str(result.recommended_limit),
+        "recommended_terms": result.payment_terms,
+        "risk_event_id": event.id,
+        "decision_id": decision_id,
+    }
     session.add(
         OutboxMessage(
             idempotency_key=f"{EVENT}:{customer.id}:{as_of.isoformat()}",
             event_type=EVENT,
             instance_id=None,
-            payload={
-                "customer_id": customer.id,
-                "as_of": as_of.isoformat(),
-                "previous_grade": previous,
-                "grade": result.grade,
-                "score": result.score,
-                "credit_limit": str(customer.credit_limit),
-                "recommended_limit": str(result.recommended_limit),
-                "recommended_terms": result.payment_terms,
-                "risk_event_id": event.id,
-                "decision_id": decision_id,
-            },
+            payload=facts,
             next_attempt_at=now,
             created_at=now,
         )
     )
+    _open_review(runtime, uow, facts)
+
+
+def _open_review(runtime: Runtime, uow: UnitOfWork, facts: dict[str, object]) -> None:
+    """The credit manager's task for a downgrade (DOMAIN §1), in the downgrade's transaction:
+    a committed downgrade always has its review, and a failed one leaves neither."""
+    business_key = f"{facts['customer_id']}:{facts['as_of']}"
+    try:
+        start_within(runtime, uow, REVIEW_PROCESS, business_key, {"risk": facts}, SYSTEM)
+    except NotFound:
+        # Deployed from processes/ at start-up; a store without it still records the event.
+        log.warning(
+            "no '%s' process is deployed: %s has no review task", REVIEW_PROCESS, business_key
+        )
 
 
 def rescore_customers(

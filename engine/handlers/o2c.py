@@ -159,6 +159,7 @@ class O2C:
             "o2c.reject": self.reject,
             "o2c.apply_change": self.apply_change,
             "o2c.cancel": self.cancel,
+            "credit.risk_reviewed": self.risk_reviewed,
         }
         for topic, handler in topics.items():
             if topic not in services:
@@ -175,6 +176,16 @@ class O2C:
         if row.currency != customer.currency:
             raise ValueError(f"order currency {row.currency} is not {customer.currency}")
         return {"order_no": row.order_no, "customer_id": row.customer_id, "order_gross": row.gross}
+
+    def risk_reviewed(self, call: ServiceCall) -> dict[str, Any]:
+        """The credit manager's answer to a downgrade, for the ERP, which owns the limit."""
+        answer = {
+            "limit_action": call.variables["limit_action"],
+            "reason": call.variables["reason"],
+            "reviewed_by": call.execution.actor,
+        }
+        call.emit("customer.risk_reviewed", {**call.variables["risk"], **answer})
+        return {"reviewed_by": answer["reviewed_by"]}
 
     def credit_gather(self, call: ServiceCall) -> dict[str, Any]:
         order = sales.get_order(call.session, call.variables["order_no"])

@@ -420,49 +420,71 @@ def start(
             previous = _idempotent(uow, "start", idempotency_key, digest)
             if previous is not None:
                 return previous
-            definition = rt.catalog.latest_loaded(uow, process_key, version)
-            workflow = BpmnWorkflow(
-                definition.spec, definition.subprocess_specs, script_engine=make_script_engine()
-            )
-            for task in workflow.get_tasks(state=TaskState.READY):
-                task.data.update(variables)
-            instance = Instance(
-                id=uuid.uuid4().hex,
-                definition_id=definition.id,
-                process_key=definition.key,
-                version=definition.version,
-                business_key=business_key,
-                status="running",
-                state=b"",
-                variables={},
-                started_by=actor.user,
-                created_at=rt.clock(),
-                updated_at=rt.clock(),
-            )
-            uow.session.add(instance)
-            # Projection rows refer to the instance; the new-instance path runs no query that
-            # would autoflush it first, so insert it now.
-            uow.session.flush()
-            ex = Execution(
-                uow,
-                instance,
-                definition,
-                workflow,
-                rt.services,
-                rt.rules,
-                actor.user,
-                rt.clock(),
-                new=True,
-            )
-            ex.record("instance_started", None, business_key=business_key)
-            incident = ex.run_steps()
-            _save(rt, ex, incident)
-            result = Result(201, instance_summary(uow, instance, ex.projected))
+            result = _begin(rt, uow, process_key, business_key, variables, actor, version)
             _remember(uow, "start", idempotency_key, digest, result)
             uow.commit()
             return result
 
     return _with_retry(rt, attempt)
+
+
+def _begin(
+    rt: Runtime,
+    uow: UnitOfWork,
+    process_key: str,
+    business_key: str | None,
+    variables: dict[str, Any],
+    actor: Actor,
+    version: int | None = None,
+) -> Result:
+    definition = rt.catalog.latest_loaded(uow, process_key, version)
+    workflow = BpmnWorkflow(
+        definition.spec, definition.subprocess_specs, script_engine=make_script_engine()
+    )
+    for task in workflow.get_tasks(state=TaskState.READY):
+        task.data.update(variables)
+    instance = Instance(
+        id=uuid.uuid4().hex,
+        definition_id=definition.id,
+        process_key=definition.key,
+        version=definition.version,
+        business_key=business_key,
+        status="running",
+        state=b"",
+        variables={},
+        started_by=actor.user,
+        created_at=rt.clock(),
+        updated_at=rt.clock(),
+    )
+    uow.session.add(instance)
+    # Projection rows refer to the instance; the new-instance path runs no query that would
+    # autoflush it first, so insert it now.
+    uow.session.flush()
+    ex = Execution(
+        uow, instance, definition, workflow, rt.services, rt.rules, actor.user, rt.clock(), new=True
+    )
+    ex.record("instance_started", None, business_key=business_key)
+    incident = ex.run_steps()
+    _save(rt, ex, incident)
+    return Result(201, instance_summary(uow, instance, ex.projected))
+
+
+def start_within(
+    rt: Runtime,
+    uow: UnitOfWork,
+    process_key: str,
+    business_key: str | None,
+    variables: dict[str, Any],
+    actor: Actor,
+) -> Result:
+    """Start an instance inside a unit of work the caller commits, with what it writes besides
+    (a risk review with the downgrade that raised it). Its steps run with their savepoints:
+    the caller's transaction cannot be replayed from here."""
+    token = GUARDED_STEPS.set(True)
+    try:
+        return _begin(rt, uow, process_key, business_key, variables, actor)
+    finally:
+        GUARDED_STEPS.reset(token)
 
 
 def _run_completion_guard(

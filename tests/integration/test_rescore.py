@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from api.bootstrap import Container
 from api.settings import Settings
 from domain.customers import Customer, CustomerRiskEvent, CustomerScoreRun
+from engine.definitions.compile import SourceFile
 from engine.rescore import rescore_customers
 from engine.store.audit import AuditEvent
 from engine.store.tables import DecisionRecord, OutboxMessage
@@ -20,6 +21,7 @@ from tests.integration.conftest import make_container
 from tests.integration.o2c_support import O2CApi, make_api
 
 AS_OF = date(2026, 11, 23)
+REVIEW_MODEL = Path(__file__).resolve().parents[2] / "processes" / "customer_risk_review.bpmn"
 
 
 @pytest.fixture
@@ -112,6 +114,43 @@ def test_a_customer_paying_90_days_late_is_downgraded_once_with_a_risk_event(api
     # The same day again (a second run, or a second scheduler): nothing new is written.
     assert rescore(api) == {"unchanged": 1}
     assert counts(api) == (1, 1, 1, 1)
+
+
+def test_a_downgrade_gives_the_credit_manager_a_review_whose_answer_goes_to_the_erp(
+    api: O2CApi,
+):
+    with api.container.runtime.uow() as uow:
+        model = SourceFile(REVIEW_MODEL.name, REVIEW_MODEL.read_bytes())
+        api.container.runtime.catalog.deploy(uow, [model], "test")
+        uow.commit()
+    history(api, "LATE", paid_on="2026-06-29", grade="A")
+    assert rescore(api) == {"downgraded": 1}
+
+    [task] = api.ok("GET", "/tasks?scope=mine", who="carol")["items"]
+    assert task["name"] == "Review downgraded customer"
+    assert task["business_key"] == "LATE:2026-11-23"
+    refused = api.call("POST", f"/tasks/{task['id']}/complete", who="carol", json={})
+    assert refused.status_code == 422
+    done = api.ok(
+        "POST",
+        f"/tasks/{task['id']}/complete",
+        who="carol",
+        json={"variables": {"limit_action": "apply_recommended", "reason": "paid 90 days late"}},
+    )
+    assert done["status"] == "completed"
+    with api.container.runtime.uow(write=False) as uow:
+        answer = uow.session.scalars(
+            select(OutboxMessage.payload).where(
+                OutboxMessage.event_type == "customer.risk_reviewed"
+            )
+        ).one()
+    assert answer["customer_id"] == "LATE"
+    assert (answer["previous_grade"], answer["grade"]) == ("A", "D")
+    assert answer["limit_action"] == "apply_recommended"
+    assert answer["reviewed_by"] == "carol"
+    # The second run of the day starts no second review.
+    assert rescore(api) == {"unchanged": 1}
+    assert api.ok("GET", "/tasks?scope=mine", who="carol")["items"] == []
 
 
 def test_customers_who_stay_or_improve_get_no_risk_event(api: O2CApi):
