@@ -69,23 +69,29 @@ _INSTANCE_LOCKED = {
 _LAST_EVENT_ID = select(func.max(InstanceEvent.__table__.c.id))
 
 
-def _first_buffered(keyed: bool) -> Any:
-    # A message sent without a key waits for a subscription without one (IS NULL, not = NULL).
+def _oldest(entity: Any, keyed: bool, *where: Any) -> Any:
+    """The oldest row of `entity` for a message name and correlation key. Two statements, keyed
+    and not, rather than IS NOT DISTINCT FROM, which PostgreSQL cannot answer from an index: a
+    message without a key matches only rows without one (IS NULL, not = NULL)."""
     key = bindparam("key") if keyed else None
     return (
-        select(BufferedMessage)
-        .where(
-            BufferedMessage.message_name == bindparam("name"),
-            BufferedMessage.correlation_key == key,
-            BufferedMessage.expires_at > bindparam("now"),
-            BufferedMessage.expired_at.is_(None),
-        )
-        .order_by(BufferedMessage.id)
+        select(entity)
+        .where(entity.message_name == bindparam("name"), entity.correlation_key == key, *where)
+        .order_by(entity.id)
         .limit(1)
     )
 
 
-_BUFFERED = {keyed: _first_buffered(keyed) for keyed in (True, False)}
+_SUBSCRIBED = {keyed: _oldest(MessageSubscription, keyed) for keyed in (True, False)}
+_BUFFERED = {
+    keyed: _oldest(
+        BufferedMessage,
+        keyed,
+        BufferedMessage.expires_at > bindparam("now"),
+        BufferedMessage.expired_at.is_(None),
+    )
+    for keyed in (True, False)
+}
 _BUFFERED_LOCKED = {
     keyed: stmt.with_for_update(skip_locked=True) for keyed, stmt in _BUFFERED.items()
 }
@@ -538,24 +544,6 @@ def canonical_key(session: Any, key: str) -> str | None:
     """The correlation key `key` stands for, when it is an alias (e.g. the ERP's PO number)."""
     alias = session.get(CorrelationAlias, key)
     return alias.canonical if alias is not None else None
-
-
-def _first_subscription(keyed: bool) -> Any:
-    # Two statements rather than IS NOT DISTINCT FROM, which PostgreSQL cannot answer from an
-    # index: a message without a key finds a subscription without one.
-    key = bindparam("key") if keyed else None
-    return (
-        select(MessageSubscription)
-        .where(
-            MessageSubscription.message_name == bindparam("name"),
-            MessageSubscription.correlation_key == key,
-        )
-        .order_by(MessageSubscription.id)
-        .limit(1)
-    )
-
-
-_SUBSCRIBED = {keyed: _first_subscription(keyed) for keyed in (True, False)}
 
 
 def _subscription(uow: UnitOfWork, name: str, key: str | None) -> MessageSubscription | None:
