@@ -426,7 +426,9 @@ def start(
             previous = _idempotent(uow, "start", idempotency_key, digest)
             if previous is not None:
                 return previous
-            result = _begin(rt, uow, process_key, business_key, variables, actor, version)
+            result = start_within(
+                rt, uow, process_key, business_key, variables, actor, version, replayable=True
+            )
             _remember(uow, "start", idempotency_key, digest, result)
             uow.commit()
             return result
@@ -434,7 +436,7 @@ def start(
     return _with_retry(rt, attempt)
 
 
-def _begin(
+def start_within(
     rt: Runtime,
     uow: UnitOfWork,
     process_key: str,
@@ -442,7 +444,19 @@ def _begin(
     variables: dict[str, Any],
     actor: Actor,
     version: int | None = None,
+    replayable: bool = False,
 ) -> Result:
+    """Start an instance inside a unit of work the caller commits, with whatever else it
+    writes (a risk review with the downgrade that raised it). Unless the caller can run it all
+    again on StepFailed (`start` can), its steps run with their savepoints."""
+    if not replayable:
+        token = GUARDED_STEPS.set(True)
+        try:
+            return start_within(
+                rt, uow, process_key, business_key, variables, actor, version, replayable=True
+            )
+        finally:
+            GUARDED_STEPS.reset(token)
     definition = rt.catalog.latest_loaded(uow, process_key, version)
     workflow = BpmnWorkflow(
         definition.spec, definition.subprocess_specs, script_engine=make_script_engine()
@@ -473,24 +487,6 @@ def _begin(
     incident = ex.run_steps()
     _save(rt, ex, incident)
     return Result(201, instance_summary(uow, instance, ex.projected))
-
-
-def start_within(
-    rt: Runtime,
-    uow: UnitOfWork,
-    process_key: str,
-    business_key: str | None,
-    variables: dict[str, Any],
-    actor: Actor,
-) -> Result:
-    """Start an instance inside a unit of work the caller commits, with what it writes besides
-    (a risk review with the downgrade that raised it). Its steps run with their savepoints:
-    the caller's transaction cannot be replayed from here."""
-    token = GUARDED_STEPS.set(True)
-    try:
-        return _begin(rt, uow, process_key, business_key, variables, actor)
-    finally:
-        GUARDED_STEPS.reset(token)
 
 
 def _run_completion_guard(
