@@ -144,7 +144,7 @@ def _sync_tasks(ex: Execution) -> list[HumanTask]:
             continue
         row = new_human_task(ex, task)
         # No flush here: the unit of work inserts human_task before the candidate rows that
-        # refer to it (their foreign key orders the two tables).
+        # refer to it (the candidates' `task` relationship orders the two).
         session.add(row)
         session.add_all(
             [

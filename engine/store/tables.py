@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from domain.types import BigId, UTCDateTime, utcnow
 
@@ -118,6 +118,9 @@ class HumanTask(Base):
     # Earliest moment the next escalation level can be due (calendar time is a lower bound of
     # business time), so the sweep reads an index instead of every open task.
     escalation_check_at: Mapped[datetime | None] = mapped_column()
+    # Never loaded (lazy="raise"): it only tells the unit of work to insert the instance first
+    # when both are new in one flush, as a new instance's first save is.
+    instance: Mapped[Instance] = relationship(lazy="raise")
 
 
 class TaskCandidate(Base):
@@ -136,6 +139,7 @@ class TaskCandidate(Base):
     task_id: Mapped[str] = mapped_column(
         ForeignKey("human_task.id", ondelete="CASCADE"), primary_key=True
     )
+    task: Mapped[HumanTask] = relationship(lazy="raise")  # orders the flush, as `instance`
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
@@ -154,6 +158,7 @@ class TaskComment(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("human_task.id"))
+    task: Mapped[HumanTask] = relationship(lazy="raise")  # orders the flush, as `instance`
     instance_id: Mapped[str] = mapped_column(String(32))
     author: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
@@ -188,6 +193,7 @@ class TaskEscalation(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("human_task.id"))
+    task: Mapped[HumanTask] = relationship(lazy="raise")  # orders the flush, as `instance`
     instance_id: Mapped[str] = mapped_column(String(32))
     level: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(40))
@@ -205,6 +211,9 @@ class Timer(Base):
     task_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(200))
     due_at: Mapped[datetime] = mapped_column()
+    # Never loaded (lazy="raise"): it only tells the unit of work to insert the instance first
+    # when both are new in one flush, as a new instance's first save is.
+    instance: Mapped[Instance] = relationship(lazy="raise")
 
 
 class MessageSubscription(Base):
@@ -220,6 +229,9 @@ class MessageSubscription(Base):
     element_id: Mapped[str] = mapped_column(String(200))
     message_name: Mapped[str] = mapped_column(String(200))
     correlation_key: Mapped[str | None] = mapped_column(String(200))
+    # Never loaded (lazy="raise"): it only tells the unit of work to insert the instance first
+    # when both are new in one flush, as a new instance's first save is.
+    instance: Mapped[Instance] = relationship(lazy="raise")
 
 
 class BufferedMessage(Base):
