@@ -78,6 +78,7 @@ PERMISSIONS: dict[str, str | frozenset[str]] = {
     "customers.get_credit": O2C_READERS,
     "receivables.create_receivable": frozenset({"erp_system"}),
     "receivables.add_payment": frozenset({"erp_system"}),
+    "receivables.add_write_off": frozenset({"erp_system"}),
     "receivables.list_receivables": O2C_READERS,
     "lots.put_lot": frozenset({"erp_system"}),
     "lots.get_lot_view": ANY,

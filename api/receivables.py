@@ -11,6 +11,7 @@ from api.requests import field, json_body, page_args, runtime
 from domain import sales
 from domain.customers import CustomerNotFound, get_customer
 from engine.errors import Conflict, NotFound
+from engine.store.uow import UnitOfWork
 
 bp = Blueprint("receivables", __name__, url_prefix="/api/v1/receivables")
 
@@ -64,15 +65,7 @@ def add_payment(document_no: str):
     paid_on = date_field(body, "paid_on")
     reference = field(body, "reference", str, required=False) or f"{document_no}:{paid_on}:{amount}"
     with runtime().uow() as uow:
-        try:
-            item = sales.get_receivable(uow.session, document_no)
-        except sales.SalesError as exc:
-            raise NotFound(str(exc)) from None
-        if item.source == "flowgate":
-            # Its order's process posts the payment; it must hear of it as a message.
-            raise Conflict(
-                f"{document_no} is a flowgate invoice: send a payment_received message instead"
-            )
+        item = _erp_item(uow, document_no, "receive the payment")
         try:
             payment, new = sales.apply_payment(uow.session, document_no, amount, paid_on, reference)
         except sales.SalesError as exc:
@@ -80,6 +73,46 @@ def add_payment(document_no: str):
         result = {"reference": payment.reference, "receivable": sales.receivable_as_dict(item)}
         uow.commit()
     return result, 201 if new else 200
+
+
+@bp.post("/<document_no>/write-offs")
+def add_write_off(document_no: str):
+    """Bad debt the ERP wrote off: it lowers the open amount and counts in the credit score."""
+    body = json_body()
+    amount = money_field(body, "amount")
+    written_off_on = date_field(body, "written_off_on")
+    reason = field(body, "reason", str)
+    if not 0 < len(reason) <= 400:
+        raise BadRequest(
+            "'reason' is 1 to 400 characters",
+            [{"field": "reason", "message": "1 to 400 characters"}],
+        )
+    reference = field(body, "reference", str, required=False) or f"{document_no}:w:{written_off_on}"
+    with runtime().uow() as uow:
+        item = _erp_item(uow, document_no, "write it off")
+        try:
+            row, new = sales.write_off(
+                uow.session, document_no, amount, written_off_on, reason, reference
+            )
+        except sales.SalesError as exc:
+            raise BadRequest(str(exc), [{"field": "amount", "message": str(exc)}]) from None
+        result = {"reference": row.reference, "receivable": sales.receivable_as_dict(item)}
+        uow.commit()
+    return result, 201 if new else 200
+
+
+def _erp_item(uow: UnitOfWork, document_no: str, action: str) -> sales.Receivable:
+    try:
+        item = sales.get_receivable(uow.session, document_no)
+    except sales.SalesError as exc:
+        raise NotFound(str(exc)) from None
+    if item.source == "flowgate":
+        # Its order's process collects it and posts what happens to it.
+        raise Conflict(
+            f"{document_no} is a flowgate invoice: its order's process must {action}"
+            " (send a payment_received message to pay it)"
+        )
+    return item
 
 
 @bp.get("")

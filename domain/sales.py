@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, String, select
+from sqlalchemy import Date, ForeignKey, Index, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.records import DomainBase
@@ -154,6 +154,22 @@ class Payment(DomainBase):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WriteOff(DomainBase):
+    """Bad debt the ERP wrote off an open item: an input of the credit score (DOMAIN §1)."""
+
+    __tablename__ = "write_off"
+    __audited__ = True
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    receivable_id: Mapped[int] = mapped_column(ForeignKey("receivable.id"), index=True)
+    # The ERP's document or message id: a repeated one is the same write-off.
+    reference: Mapped[str] = mapped_column(String(120), unique=True)
+    amount: Mapped[Decimal]
+    written_off_on: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # Orders ---------------------------------------------------------------------------------
 
 
@@ -282,6 +298,54 @@ def apply_payment(
     session.add(payment)
     session.flush()
     return payment, True
+
+
+def write_off(
+    session: Session,
+    document_no: str,
+    amount: Decimal,
+    written_off_on: date,
+    reason: str,
+    reference: str,
+) -> tuple[WriteOff, bool]:
+    """Write off (part of) an open item; (write-off, False) when the reference is known."""
+    known = session.scalar(select(WriteOff).where(WriteOff.reference == reference))
+    if known is not None:
+        return known, False
+    item = get_receivable(session, document_no)
+    if amount <= 0:
+        raise SalesError("a write-off amount must be positive")
+    if amount > item.open_amount:
+        raise SalesError(f"write-off {amount} exceeds the open amount {item.open_amount}")
+    item.open_amount -= amount
+    if item.open_amount == 0:
+        item.status = "bad_debt"
+    row = WriteOff(
+        receivable_id=item.id,
+        reference=reference,
+        amount=amount,
+        written_off_on=written_off_on,
+        reason=reason,
+    )
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def write_offs_since(session: Session, customer_id: str, start: date, end: date) -> int:
+    """How many write-offs the customer's items had from `start` (exclusive) to `end`."""
+    return (
+        session.scalar(
+            select(func.count(WriteOff.id))
+            .join(Receivable, Receivable.id == WriteOff.receivable_id)
+            .where(
+                Receivable.customer_id == customer_id,
+                WriteOff.written_off_on > start,
+                WriteOff.written_off_on <= end,
+            )
+        )
+        or 0
+    )
 
 
 def receivable_as_dict(row: Receivable) -> dict[str, Any]:

@@ -89,8 +89,9 @@ def score_input(session: Session, customer: Customer, as_of: date) -> ScoreInput
             paid += 1
             paid_late += settled > item.due_date
             days_beyond.append(max((settled - item.due_date).days, 0))
-        elif item.due_date < as_of:
-            # An item still open past its due date counts with the days it is late so far.
+        elif item.status != "bad_debt" and item.due_date < as_of:
+            # An item still open past its due date counts with the days it is late so far; one
+            # written off counts once, as a write-off, not as late for ever.
             days_beyond.append((as_of - item.due_date).days)
     average = (
         (Decimal(sum(days_beyond)) / len(days_beyond)).quantize(_CENT, ROUND_HALF_EVEN)
@@ -120,8 +121,9 @@ def score_input(session: Session, customer: Customer, as_of: date) -> ScoreInput
         exposure=total_exposure,
         credit_limit=customer.credit_limit,
         relationship_started_on=started,
-        # No write-off record exists in flowgate yet; the ERP's grade carries that history.
-        write_offs_24m=0,
+        write_offs_24m=sales.write_offs_since(
+            session, customer.id, as_of - timedelta(days=730), as_of
+        ),
         annual_purchases=purchases,
     )
 

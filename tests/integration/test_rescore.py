@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -151,6 +152,84 @@ def test_a_downgrade_gives_the_credit_manager_a_review_whose_answer_goes_to_the_
     # The second run of the day starts no second review.
     assert rescore(api) == {"unchanged": 1}
     assert api.ok("GET", "/tasks?scope=mine", who="carol")["items"] == []
+
+
+def write_off_item(api: O2CApi, cid: str, document_no: str, doc_date: str, on: str) -> Any:
+    api.ok(
+        "POST",
+        "/receivables",
+        json={
+            "document_no": document_no,
+            "customer_id": cid,
+            "amount": "5000.00",
+            "doc_date": doc_date,
+            "due_date": doc_date,
+        },
+    )
+    return api.call(
+        "POST",
+        f"/receivables/{document_no}/write-offs",
+        json={"amount": "5000.00", "written_off_on": on, "reason": "insolvency", "reference": on},
+    )
+
+
+def test_a_write_off_in_the_last_24_months_lowers_the_score_an_older_one_does_not(api: O2CApi):
+    for cid in ("RECENT", "OLDWO"):
+        history(api, cid, paid_on="2026-03-31", grade="A")
+    written = write_off_item(api, "RECENT", "RECENT-WO", "2026-01-15", "2026-05-01")
+    assert written.status_code == 201
+    assert written.json["receivable"]["open_amount"] == "0.00"
+    assert written.json["receivable"]["status"] == "bad_debt"
+    assert write_off_item(api, "OLDWO", "OLDWO-WO", "2024-01-15", "2024-06-01").status_code == 201
+
+    rescore(api)
+
+    with api.container.runtime.uow(write=False) as uow:
+        facts = {
+            row.element_id: row.record["facts"]
+            for row in uow.session.scalars(
+                select(DecisionRecord).where(DecisionRecord.ruleset_key == "credit_score")
+            )
+        }
+        scores = {cid: uow.session.get(Customer, cid).score for cid in ("RECENT", "OLDWO")}
+    assert facts["customer:RECENT"]["write_offs_24m"] == 1
+    assert facts["customer:OLDWO"]["write_offs_24m"] == 0
+    assert scores["RECENT"] < scores["OLDWO"]
+
+
+def test_a_write_off_is_refused_naming_the_field_and_repeated_ones_count_once(api: O2CApi):
+    history(api, "WO", paid_on="2026-03-31", grade="A")
+    body = {
+        "amount": "100.00",
+        "written_off_on": "2026-05-01",
+        "reason": "dispute",
+        "reference": "W1",
+    }
+    path = "/receivables/WO-0/write-offs"
+    assert api.call("POST", path, json=body).status_code == 400  # nothing is open on WO-0
+    api.ok(
+        "POST",
+        "/receivables",
+        json={
+            "document_no": "WO-9",
+            "customer_id": "WO",
+            "amount": "300.00",
+            "doc_date": "2026-04-01",
+            "due_date": "2026-04-30",
+        },
+    )
+    path = "/receivables/WO-9/write-offs"
+    too_much = api.call("POST", path, json={**body, "amount": "301.00"})
+    assert too_much.status_code == 400
+    assert too_much.json["errors"][0]["field"] == "amount"
+    no_reason = api.call("POST", path, json={**body, "reason": ""})
+    assert no_reason.json["errors"][0]["field"] == "reason"
+    assert api.call("POST", path, json=body).status_code == 201
+    again = api.call("POST", path, json=body)
+    assert again.status_code == 200
+    assert again.json["receivable"]["open_amount"] == "200.00"
+    assert api.call("POST", "/receivables/NOPE/write-offs", json=body).status_code == 404
+    assert api.call("POST", path, who="carol", json=body).status_code == 403
 
 
 def test_customers_who_stay_or_improve_get_no_risk_event(api: O2CApi):
