@@ -141,33 +141,32 @@ class Receivable(DomainBase):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Payment(DomainBase):
-    __tablename__ = "payment"
-    __audited__ = True
+class _AgainstItem:
+    """What a payment and a write-off share: the open item, the ERP's reference (a repeated one
+    is the same document) and the amount taken off it."""
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     receivable_id: Mapped[int] = mapped_column(ForeignKey("receivable.id"), index=True)
-    # The ERP's payment reference or message id: a repeated one is the same payment.
     reference: Mapped[str] = mapped_column(String(120), unique=True)
     amount: Mapped[Decimal]
-    paid_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class WriteOff(DomainBase):
+class Payment(_AgainstItem, DomainBase):
+    __tablename__ = "payment"
+    __audited__ = True
+
+    paid_on: Mapped[date] = mapped_column(Date)
+
+
+class WriteOff(_AgainstItem, DomainBase):
     """Bad debt the ERP wrote off an open item: an input of the credit score (DOMAIN §1)."""
 
     __tablename__ = "write_off"
     __audited__ = True
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    receivable_id: Mapped[int] = mapped_column(ForeignKey("receivable.id"), index=True)
-    # The ERP's document or message id: a repeated one is the same write-off.
-    reference: Mapped[str] = mapped_column(String(120), unique=True)
-    amount: Mapped[Decimal]
     written_off_on: Mapped[date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(String(400))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # Orders ---------------------------------------------------------------------------------
@@ -279,25 +278,40 @@ def get_receivable(session: Session, document_no: str) -> Receivable:
     return row
 
 
+def _settle(
+    session: Session,
+    model: type[Payment] | type[WriteOff],
+    document_no: str,
+    amount: Decimal,
+    reference: str,
+    closed_as: str,
+    **details: Any,
+) -> tuple[Any, bool]:
+    """Take `amount` off an open item as a payment or a write-off; (row, False) when its
+    reference is already booked, so an ERP resending the same document changes nothing."""
+    known = session.scalar(select(model).where(model.reference == reference))
+    if known is not None:
+        return known, False
+    item = get_receivable(session, document_no)
+    what = "payment" if model is Payment else "write-off"
+    if amount <= 0:
+        raise SalesError(f"a {what} amount must be positive")
+    if amount > item.open_amount:
+        raise SalesError(f"{what} {amount} exceeds the open amount {item.open_amount}")
+    item.open_amount -= amount
+    if item.open_amount == 0:
+        item.status = closed_as
+    row = model(receivable_id=item.id, reference=reference, amount=amount, **details)
+    session.add(row)
+    session.flush()
+    return row, True
+
+
 def apply_payment(
     session: Session, document_no: str, amount: Decimal, paid_on: date, reference: str
 ) -> tuple[Payment, bool]:
     """Book a payment against an open item; (payment, False) when the reference is known."""
-    known = session.scalar(select(Payment).where(Payment.reference == reference))
-    if known is not None:
-        return known, False
-    item = get_receivable(session, document_no)
-    if amount <= 0:
-        raise SalesError("a payment amount must be positive")
-    if amount > item.open_amount:
-        raise SalesError(f"payment {amount} exceeds the open amount {item.open_amount}")
-    item.open_amount -= amount
-    if item.open_amount == 0:
-        item.status = "paid"
-    payment = Payment(receivable_id=item.id, reference=reference, amount=amount, paid_on=paid_on)
-    session.add(payment)
-    session.flush()
-    return payment, True
+    return _settle(session, Payment, document_no, amount, reference, "paid", paid_on=paid_on)
 
 
 def write_off(
@@ -308,28 +322,18 @@ def write_off(
     reason: str,
     reference: str,
 ) -> tuple[WriteOff, bool]:
-    """Write off (part of) an open item; (write-off, False) when the reference is known."""
-    known = session.scalar(select(WriteOff).where(WriteOff.reference == reference))
-    if known is not None:
-        return known, False
-    item = get_receivable(session, document_no)
-    if amount <= 0:
-        raise SalesError("a write-off amount must be positive")
-    if amount > item.open_amount:
-        raise SalesError(f"write-off {amount} exceeds the open amount {item.open_amount}")
-    item.open_amount -= amount
-    if item.open_amount == 0:
-        item.status = "bad_debt"
-    row = WriteOff(
-        receivable_id=item.id,
-        reference=reference,
-        amount=amount,
+    """Write off (part of) an open item as bad debt; (write-off, False) when the reference is
+    known."""
+    return _settle(
+        session,
+        WriteOff,
+        document_no,
+        amount,
+        reference,
+        "bad_debt",
         written_off_on=written_off_on,
         reason=reason,
     )
-    session.add(row)
-    session.flush()
-    return row, True
 
 
 def write_offs_since(session: Session, customer_id: str, start: date, end: date) -> int:

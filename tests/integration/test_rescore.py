@@ -30,6 +30,13 @@ def api(container: Container) -> O2CApi:
     return make_api(container)
 
 
+def receivable(
+    api: O2CApi, cid: str, document_no: str, amount: str, doc_date: str, due_date: str
+) -> None:
+    item = {"document_no": document_no, "customer_id": cid, "amount": amount}
+    api.ok("POST", "/receivables", json={**item, "doc_date": doc_date, "due_date": due_date})
+
+
 def history(api: O2CApi, cid: str, paid_on: str, grade: str) -> None:
     """A customer since 2024 who paid three invoices this year on `paid_on` (due 2026-03-31)."""
     api.customer(cid, grade=grade)
@@ -37,17 +44,7 @@ def history(api: O2CApi, cid: str, paid_on: str, grade: str) -> None:
         (f"{cid}-{n}", "2026-03-01", "2026-03-31", paid_on) for n in range(3)
     ]
     for document_no, doc_date, due_date, paid in items:
-        api.ok(
-            "POST",
-            "/receivables",
-            json={
-                "document_no": document_no,
-                "customer_id": cid,
-                "amount": "10000.00",
-                "doc_date": doc_date,
-                "due_date": due_date,
-            },
-        )
+        receivable(api, cid, document_no, "10000.00", doc_date, due_date)
         api.ok(
             "POST",
             f"/receivables/{document_no}/payments",
@@ -155,17 +152,7 @@ def test_a_downgrade_gives_the_credit_manager_a_review_whose_answer_goes_to_the_
 
 
 def write_off_item(api: O2CApi, cid: str, document_no: str, doc_date: str, on: str) -> Any:
-    api.ok(
-        "POST",
-        "/receivables",
-        json={
-            "document_no": document_no,
-            "customer_id": cid,
-            "amount": "5000.00",
-            "doc_date": doc_date,
-            "due_date": doc_date,
-        },
-    )
+    receivable(api, cid, document_no, "5000.00", doc_date, doc_date)
     return api.call(
         "POST",
         f"/receivables/{document_no}/write-offs",
@@ -207,17 +194,7 @@ def test_a_write_off_is_refused_naming_the_field_and_repeated_ones_count_once(ap
     }
     path = "/receivables/WO-0/write-offs"
     assert api.call("POST", path, json=body).status_code == 400  # nothing is open on WO-0
-    api.ok(
-        "POST",
-        "/receivables",
-        json={
-            "document_no": "WO-9",
-            "customer_id": "WO",
-            "amount": "300.00",
-            "doc_date": "2026-04-01",
-            "due_date": "2026-04-30",
-        },
-    )
+    receivable(api, "WO", "WO-9", "300.00", "2026-04-01", "2026-04-30")
     path = "/receivables/WO-9/write-offs"
     too_much = api.call("POST", path, json={**body, "amount": "301.00"})
     assert too_much.status_code == 400
