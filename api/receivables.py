@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.customers import date_field, money_field
 from api.errors import BadRequest
@@ -11,7 +12,6 @@ from api.requests import field, json_body, page_args, runtime
 from domain import sales
 from domain.customers import CustomerNotFound, get_customer
 from engine.errors import Conflict, NotFound
-from engine.store.uow import UnitOfWork
 
 bp = Blueprint("receivables", __name__, url_prefix="/api/v1/receivables")
 
@@ -65,7 +65,7 @@ def add_payment(document_no: str):
     paid_on = date_field(body, "paid_on")
     reference = field(body, "reference", str, required=False) or f"{document_no}:{paid_on}:{amount}"
     with runtime().uow() as uow:
-        item = _erp_item(uow, document_no, "receive the payment")
+        item = _erp_item(uow.session, document_no, "receive the payment")
         try:
             payment, new = sales.apply_payment(uow.session, document_no, amount, paid_on, reference)
         except sales.SalesError as exc:
@@ -89,7 +89,7 @@ def add_write_off(document_no: str):
         )
     reference = field(body, "reference", str, required=False) or f"{document_no}:w:{written_off_on}"
     with runtime().uow() as uow:
-        item = _erp_item(uow, document_no, "write it off")
+        item = _erp_item(uow.session, document_no, "write it off")
         try:
             row, new = sales.write_off(
                 uow.session, document_no, amount, written_off_on, reason, reference
@@ -101,9 +101,9 @@ def add_write_off(document_no: str):
     return result, 201 if new else 200
 
 
-def _erp_item(uow: UnitOfWork, document_no: str, action: str) -> sales.Receivable:
+def _erp_item(session: Session, document_no: str, action: str) -> sales.Receivable:
     try:
-        item = sales.get_receivable(uow.session, document_no)
+        item = sales.get_receivable(session, document_no)
     except sales.SalesError as exc:
         raise NotFound(str(exc)) from None
     if item.source == "flowgate":

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.runtime.execution import Execution
 from engine.store.tables import DecisionRecord
+from engine.store.uow import reserve_ids
 from rules.decision import Decision, failed_closed
 from rules.errors import RuleEvaluationFailed
 from rules.repository import InMemoryRulesetRepository
@@ -98,7 +98,8 @@ def store_decision(
 ) -> DecisionRecord:
     """The decision row itself, for process tasks and for sweeps outside any process."""
     row = DecisionRecord(
-        id=_next_id_on_sqlite(session),
+        # Callers need the id at once (process variables, history): reserved, not flushed for.
+        id=reserve_ids(session, DecisionRecord),
         instance_id=instance_id,
         element_id=element_id,
         ruleset_key=record["ruleset_key"],
@@ -112,27 +113,6 @@ def store_decision(
     if row.id is None:
         session.flush()  # PostgreSQL: the sequence gives the id the caller needs now
     return row
-
-
-_LAST_DECISION_ID = select(func.max(DecisionRecord.__table__.c.id))
-_NEXT_ID = "flowgate_next_decision_id"
-
-
-def _next_id_on_sqlite(session: Session) -> int | None:
-    """The id the next decision row gets, without a flush per row (as history rows get theirs).
-
-    Callers need the id at once (it goes into the process variables and the history); on
-    SQLite a flush per record was half of storing it. The unit of work holds SQLite's only
-    write lock from its first statement, so max(id) + 1 onwards is free until it commits.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return None
-    next_id = session.info.get(_NEXT_ID)
-    if next_id is None:
-        with session.no_autoflush:
-            next_id = (session.execute(_LAST_DECISION_ID).scalar_one() or 0) + 1
-    session.info[_NEXT_ID] = next_id + 1
-    return next_id
 
 
 def _summary(decision_id: int, record: dict[str, Any], decision: Decision | None) -> dict[str, Any]:

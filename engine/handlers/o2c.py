@@ -29,7 +29,7 @@ from domain.errors import BusinessError
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
-from engine.decisions import record_decision
+from engine.decisions import record_decision, store_decision
 from engine.handlers.postings import announce, post_entry
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
@@ -523,8 +523,6 @@ class O2C:
 
     def udi_check(self, call: ServiceCall) -> dict[str, Any]:
         """Every shipped UDI must parse and agree with its released line and the lot master."""
-        from engine.store.tables import DecisionRecord  # the decision log is the engine's
-
         v = call.variables
         message = v.get("shipment_confirmed") or {}
         order = sales.get_order(call.session, v["order_no"])
@@ -559,18 +557,7 @@ class O2C:
                 )
                 decision = self.rules.evaluate("shipment", facts, as_of)
                 record = decision.to_record()
-                call.session.add(
-                    DecisionRecord(
-                        instance_id=call.instance_id,
-                        element_id=call.element_id,
-                        ruleset_key="shipment",
-                        ruleset_version=record["ruleset_version"],
-                        parameter_version=record["parameter_version"],
-                        outcome=record["outcome"],
-                        record=record,
-                        created_at=call.now,
-                    )
-                )
+                store_decision(call.session, record, call.instance_id, call.element_id, call.now)
                 reasons = [
                     f["reason"]
                     for f in record["fired"]

@@ -11,6 +11,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -28,12 +29,12 @@ from engine.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound
 from engine.runtime import inbox
 from engine.runtime.context import executing
 from engine.runtime.execution import (
-    GUARDED_STEPS,
     DecisionMaker,
     Execution,
     Incident,
     NoRules,
     StepFailed,
+    guarded_steps,
 )
 from engine.runtime.forms import validate_form
 from engine.runtime.projection import (
@@ -55,7 +56,7 @@ from engine.store.tables import (
     MessageSubscription,
     Timer,
 )
-from engine.store.uow import UnitOfWork, UnitOfWorkFactory
+from engine.store.uow import UnitOfWork, UnitOfWorkFactory, reserve_ids
 
 T = TypeVar("T")
 
@@ -66,7 +67,6 @@ _INSTANCE_LOCKED = {
     False: _INSTANCE.with_for_update(),
     True: _INSTANCE.with_for_update(skip_locked=True),
 }
-_LAST_EVENT_ID = select(func.max(InstanceEvent.__table__.c.id))
 
 
 def _oldest(entity: Any, keyed: bool, *where: Any) -> Any:
@@ -151,11 +151,8 @@ def _replaying(attempt: Callable[[], T]) -> T:
     try:
         return attempt()
     except StepFailed:
-        token = GUARDED_STEPS.set(True)
-        try:
+        with guarded_steps():
             return attempt()
-        finally:
-            GUARDED_STEPS.reset(token)
 
 
 def _with_retry(rt: Runtime, attempt: Callable[[], T]) -> T:
@@ -255,23 +252,14 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
 
 
 def _number_events(ex: Execution) -> None:
-    """Give history rows their ids up front on SQLite, so they go in as one executemany.
-
-    SQLite cannot return the keys of a multi-row INSERT in order, so SQLAlchemy inserts rows
-    without an id one statement at a time: dozens per command on a straight-through order.
-    The command holds SQLite's only write lock, so the next ids are max(id) + 1 onwards.
-    PostgreSQL batches with RETURNING already and must keep its sequence.
-    """
-    if not ex.uow.sqlite or len(ex.events) < 2:
+    """Give history rows their ids up front on SQLite, so they go in as one executemany
+    (dozens per command on a straight-through order) instead of one INSERT each."""
+    if len(ex.events) < 2:
         return
-    session = ex.uow.session
-    if any(isinstance(row, InstanceEvent) for row in session.new):
-        session.flush()  # history queued outside this execution (the inbox) takes its ids first
-    # Otherwise no autoflush: the flush after this writes the instance and its history together.
-    with session.no_autoflush:
-        last = session.execute(_LAST_EVENT_ID).scalar_one()
-    for offset, event in enumerate(ex.events, start=(last or 0) + 1):
-        event.id = offset
+    first = reserve_ids(ex.uow.session, InstanceEvent, len(ex.events))
+    if first is not None:
+        for offset, event in enumerate(ex.events, start=first):
+            event.id = offset
 
 
 def _take_buffered(
@@ -449,44 +437,45 @@ def start_within(
     """Start an instance inside a unit of work the caller commits, with whatever else it
     writes (a risk review with the downgrade that raised it). Unless the caller can run it all
     again on StepFailed (`start` can), its steps run with their savepoints."""
-    if not replayable:
-        token = GUARDED_STEPS.set(True)
-        try:
-            return start_within(
-                rt, uow, process_key, business_key, variables, actor, version, replayable=True
-            )
-        finally:
-            GUARDED_STEPS.reset(token)
-    definition = rt.catalog.latest_loaded(uow, process_key, version)
-    workflow = BpmnWorkflow(
-        definition.spec, definition.subprocess_specs, script_engine=make_script_engine()
-    )
-    for task in workflow.get_tasks(state=TaskState.READY):
-        task.data.update(variables)
-    instance = Instance(
-        id=uuid.uuid4().hex,
-        definition_id=definition.id,
-        process_key=definition.key,
-        version=definition.version,
-        business_key=business_key,
-        status="running",
-        state=b"",
-        variables={},
-        started_by=actor.user,
-        created_at=rt.clock(),
-        updated_at=rt.clock(),
-    )
-    # Not flushed here: its first flush inserts it with its state, in one statement instead of
-    # an INSERT and an UPDATE (and one audit link instead of two); the rows that refer to it
-    # go in after it (their `instance` relationships order the flush).
-    uow.session.add(instance)
-    ex = Execution(
-        uow, instance, definition, workflow, rt.services, rt.rules, actor.user, rt.clock(), new=True
-    )
-    ex.record("instance_started", None, business_key=business_key)
-    incident = ex.run_steps()
-    _save(rt, ex, incident)
-    return Result(201, instance_summary(uow, instance, ex.projected))
+    with nullcontext() if replayable else guarded_steps():
+        definition = rt.catalog.latest_loaded(uow, process_key, version)
+        workflow = BpmnWorkflow(
+            definition.spec, definition.subprocess_specs, script_engine=make_script_engine()
+        )
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(variables)
+        instance = Instance(
+            id=uuid.uuid4().hex,
+            definition_id=definition.id,
+            process_key=definition.key,
+            version=definition.version,
+            business_key=business_key,
+            status="running",
+            state=b"",
+            variables={},
+            started_by=actor.user,
+            created_at=rt.clock(),
+            updated_at=rt.clock(),
+        )
+        # Not flushed here: its first flush inserts it with its state, in one statement instead of
+        # an INSERT and an UPDATE (and one audit link instead of two); the rows that refer to it
+        # go in after it (their `instance` relationships order the flush).
+        uow.session.add(instance)
+        ex = Execution(
+            uow,
+            instance,
+            definition,
+            workflow,
+            rt.services,
+            rt.rules,
+            actor.user,
+            rt.clock(),
+            new=True,
+        )
+        ex.record("instance_started", None, business_key=business_key)
+        incident = ex.run_steps()
+        _save(rt, ex, incident)
+        return Result(201, instance_summary(uow, instance, ex.projected))
 
 
 def _run_completion_guard(

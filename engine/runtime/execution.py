@@ -7,6 +7,8 @@ state blob: history events, outbox rows and decision records.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,7 +49,7 @@ class StepFailed(BaseException):
     """A step failed while the command ran without savepoints: run the command again with them.
 
     A BaseException so that no `except Exception` between the engine and the command swallows
-    it; the command's unit of work rolls back on the way out (`run_guarded` in commands).
+    it; the command's unit of work rolls back on the way out (`_replaying` in commands).
     """
 
 
@@ -55,6 +57,16 @@ class StepFailed(BaseException):
 GUARDED_STEPS: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "flowgate_guarded_steps", default=False
 )
+
+
+@contextmanager
+def guarded_steps() -> Iterator[None]:
+    """Give every step run inside a savepoint of its own (see Execution.run_steps)."""
+    token = GUARDED_STEPS.set(True)
+    try:
+        yield
+    finally:
+        GUARDED_STEPS.reset(token)
 
 
 @dataclass

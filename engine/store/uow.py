@@ -6,10 +6,11 @@ Leaving the `with` block without `commit()` rolls everything back, as in Cosmic 
 from __future__ import annotations
 
 import weakref
+from functools import cache
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store.audit import AuditedSession
@@ -49,6 +50,32 @@ def _session_factory(engine: Engine, write: bool) -> sessionmaker[Session]:
             bind=bind, class_=AuditedSession, expire_on_commit=False, autoflush=True
         )
     return factory
+
+
+@cache
+def _last_id(model: type) -> Any:
+    return select(func.max(model.__table__.c.id))  # type: ignore[attr-defined]
+
+
+def reserve_ids(session: Session, model: type, count: int = 1) -> int | None:
+    """The first of `count` ids for new `model` rows on SQLite; None on PostgreSQL.
+
+    SQLite cannot return the keys of a multi-row INSERT in order, so the ORM inserts rows
+    without an id one statement at a time, and a caller that needs an id at once had to flush
+    for it. A write unit of work holds SQLite's only write lock from its first statement, so
+    ids past both the table's max and what this session reserved already are free until it
+    commits. PostgreSQL batches with RETURNING and must keep its sequence.
+    """
+    if not is_sqlite(session.get_bind()):
+        return None
+    if any(isinstance(row, model) and row.id is None for row in session.new):  # type: ignore[attr-defined]
+        session.flush()  # rows queued without an id take theirs first
+    key = f"flowgate_next_id:{model.__name__}"
+    with session.no_autoflush:
+        last = session.execute(_last_id(model)).scalar_one() or 0
+    first = max(last + 1, session.info.get(key, 0))
+    session.info[key] = first + count
+    return first
 
 
 class UnitOfWork:

@@ -330,3 +330,33 @@ def test_boundary_timer_follows_the_runtime_clock_not_the_wall_clock(rt):
     with rt.uow(write=False) as uow:
         assert uow.session.get(Instance, body["id"]).status == "completed"
     assert "task_cancelled" in history(rt, body["id"])
+
+
+def test_rows_queued_without_an_id_and_rows_given_one_up_front_never_collide(rt):
+    from engine.decisions import store_decision
+    from engine.store.tables import DecisionRecord
+
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    record = {
+        "ruleset_key": "credit",
+        "ruleset_version": 1,
+        "parameter_version": 1,
+        "outcome": "pass",
+        "fired": [],
+    }
+    with rt.uow() as uow:
+        queued = DecisionRecord(
+            ruleset_key="credit",
+            ruleset_version=1,
+            parameter_version=1,
+            outcome="pass",
+            record=record,
+            created_at=now,
+        )
+        uow.session.add(queued)
+        stored = [store_decision(uow.session, record, None, "test", now) for _ in range(3)]
+        uow.commit()
+    ids = [queued.id, *(row.id for row in stored)]
+    assert len(set(ids)) == 4
+    with rt.uow(write=False) as uow:
+        assert uow.session.scalar(select(func.count(DecisionRecord.id))) == 4
