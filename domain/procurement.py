@@ -145,7 +145,10 @@ class VendorInvoice(DomainBase):
 
     __tablename__ = "vendor_invoice"
     __audited__ = True
-    __table_args__ = (Index("ix_vendor_invoice_number", "supplier_id", "normalised_no"),)
+    __table_args__ = (
+        Index("ix_vendor_invoice_number", "supplier_id", "normalised_no"),
+        Index("ix_vendor_invoice_po", "po_no"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     po_no: Mapped[str] = mapped_column(ForeignKey("purchase_order.po_no"))

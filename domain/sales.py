@@ -87,7 +87,10 @@ class ShipmentUnit(DomainBase):
     """One shipped unit (or one line without UDIs) for traceability: who received lot X."""
 
     __tablename__ = "shipment_unit"
-    __table_args__ = (Index("ix_shipment_unit_lot", "gtin", "lot"),)
+    __table_args__ = (
+        Index("ix_shipment_unit_lot", "gtin", "lot"),
+        Index("ix_shipment_unit_order", "order_no", "line_no"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     shipment_id: Mapped[int] = mapped_column(ForeignKey("shipment.id"), index=True)
@@ -106,6 +109,8 @@ class ShipmentUnit(DomainBase):
 class Invoice(DomainBase):
     __tablename__ = "invoice"
     __audited__ = True
+    # Credit exposure sums a customer's unposted invoices on every check.
+    __table_args__ = (Index("ix_invoice_customer_unposted", "customer_id", "currency", "posted"),)
 
     invoice_no: Mapped[str] = mapped_column(String(64), primary_key=True)
     order_no: Mapped[str] = mapped_column(String(64), index=True)
@@ -124,7 +129,11 @@ class Receivable(DomainBase):
     """An open item: from the ERP (`POST /receivables`) or from a flowgate invoice."""
 
     __tablename__ = "receivable"
-    __table_args__ = (Index("ix_receivable_customer_open", "customer_id", "status"),)
+    __table_args__ = (
+        Index("ix_receivable_customer_open", "customer_id", "status"),
+        Index("ix_receivable_order", "order_no"),
+        Index("ix_receivable_dunning", "status", "due_date"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     document_no: Mapped[str] = mapped_column(String(64), unique=True)

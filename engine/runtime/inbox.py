@@ -170,18 +170,28 @@ def candidate(row: HumanTask, kind: str, name: str) -> TaskCandidate:
     )
 
 
-# Run by every completion, claim and release: built once (see engine/runtime/commands.py).
+# Run by every completion, claim and release: built once (see engine/runtime/commands.py), on
+# the table rather than the mapped class, so it skips the ORM's bulk-update set-up.
+_CANDIDATES = TaskCandidate.__table__
 _OFFER_STATUS = (
-    update(TaskCandidate)
-    .where(TaskCandidate.task_id == bindparam("offered_task"))
+    update(_CANDIDATES)
+    .where(_CANDIDATES.c.task_id == bindparam("offered_task"))
     .values(status=bindparam("offer_status"))
-    .execution_options(synchronize_session=False)
 )
 
 
 def sync_offer(session: Session, row: HumanTask) -> None:
-    """Keep candidate rows in step, so a group inbox is read from one index alone."""
-    session.execute(_OFFER_STATUS, {"offered_task": row.id, "offer_status": offer_status(row)})
+    """Keep candidate rows in step, so a group inbox is read from one index alone.
+
+    The update goes straight to the connection, without flushing the session first: the task
+    row's own change can wait for the command's one flush. Candidate rows not yet flushed are
+    set here instead, as the update cannot see them.
+    """
+    status = offer_status(row)
+    for pending in session.new:
+        if isinstance(pending, TaskCandidate) and pending.task_id == row.id:
+            pending.status = status
+    session.connection().execute(_OFFER_STATUS, {"offered_task": row.id, "offer_status": status})
 
 
 def close(session: Session, row: HumanTask, status: str, now: datetime) -> None:

@@ -81,8 +81,9 @@ class HumanTask(Base):
         # Covering (id last), so an inbox is read from indexes and only its page from rows.
         Index("ix_task_assignee_status_due", "assignee", "status", "due_at", "created_at", "id"),
         Index("ix_task_status_created", "status", "created_at"),
-        Index("ix_task_instance", "instance_id"),
-        Index("ix_task_business_key", "business_key"),
+        # Two columns, so SQLite without statistics does not walk every open task instead.
+        Index("ix_task_instance_status", "instance_id", "status"),
+        Index("ix_task_business_status", "business_key", "status", "created_at", "id"),
         # Inbox (issue 6): "all open, by due date", "what I completed", the escalation sweep.
         Index("ix_task_status_due", "status", "due_at"),
         Index("ix_task_completed_by", "completed_by", "status", "due_at", "created_at", "id"),
@@ -274,7 +275,10 @@ class OutboxMessage(Base):
     """A call to the outside, written in the command's transaction and sent after commit."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "status", "next_attempt_at"),
+        Index("ix_outbox_instance", "instance_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
