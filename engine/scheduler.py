@@ -1,4 +1,5 @@
-"""Background sweeps: due timers, task escalations, expired buffered messages, outbox dispatch.
+"""Background sweeps: due timers, task escalations, expired buffered messages, outbox dispatch,
+and copying SQLite's write-ahead log into the database file.
 
 Any number of processes may run these against one database: each timer is fired under its
 instance's row lock (SKIP LOCKED on PostgreSQL, the database write lock on SQLite) and its row
@@ -22,6 +23,7 @@ from sqlalchemy import select
 
 from engine.escalation import sweep_escalations
 from engine.runtime.commands import Runtime, fire_timer
+from engine.store.db import checkpoint
 from engine.store.tables import BufferedMessage, OutboxMessage, Timer, Webhook
 
 log = logging.getLogger("flowgate.scheduler")
@@ -268,6 +270,7 @@ class Scheduler:
             ("timers", lambda: sweep_timers(rt), tick_seconds),
             ("outbox", outbox, tick_seconds),
             ("message-buffer", lambda: sweep_buffer(rt), 60.0),
+            ("wal-checkpoint", lambda: checkpoint(rt.uow.engine), tick_seconds),
         ]
         rules = getattr(rt.rules, "rules", None)
         if rules is not None:

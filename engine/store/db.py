@@ -13,6 +13,12 @@ from sqlalchemy.engine import make_url
 
 WRITE = "flowgate_write"
 
+# WAL pages after which a committing writer copies the log into the database file itself.
+# SQLite's default, 1,000, made every fiftieth or so command do that copy (and its fsync)
+# while holding the only write lock: commits averaged 0.6 ms instead of 0.25. The scheduler
+# checkpoints every tick instead (checkpoint() below); this is the backstop without one.
+AUTOCHECKPOINT_PAGES = 20_000
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; on SQLite, writers take the lock up front with BEGIN IMMEDIATE.
@@ -36,6 +42,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     writer = _writer_lock(parsed.database)
@@ -129,3 +136,22 @@ def _writer_lock(database: str | None) -> _WriterLock:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def checkpoint(engine: Engine) -> tuple[int, int] | None:
+    """Copy SQLite's write-ahead log into the database file, beside the commands, not in them.
+
+    PASSIVE takes no lock a command waits for, and the copy runs in SQLite's C code, which lets
+    go of the GIL. Returns (frames in the log, frames copied); None on PostgreSQL.
+    """
+    if not is_sqlite(engine):
+        return None
+    raw = engine.raw_connection()
+    try:
+        # The bare connection is in autocommit: inside a transaction the checkpoint cannot run.
+        _busy, frames, copied = raw.driver_connection.execute(
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        ).fetchone()
+    finally:
+        raw.close()
+    return frames, copied
