@@ -207,6 +207,9 @@ def parse_ruleset(data: Mapping[str, Any]) -> Ruleset:
         if name.startswith(("p_", "_")) or name in _RESERVED_FACTS:
             errors.append({"field": f"facts.{name}", "message": "reserved fact name"})
     raw_parameters = data.get("parameters") or {}
+    if not isinstance(raw_parameters, Mapping):
+        errors.append({"field": "parameters", "message": "must be an object"})
+        raw_parameters = {}
     parameter_types = _declared_types(
         raw_parameters.get("schema", {}), "parameters.schema", values.PARAMETER_TYPES, errors
     )

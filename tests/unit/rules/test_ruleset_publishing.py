@@ -69,6 +69,18 @@ def test_parameter_of_wrong_type_is_rejected_naming_the_field(
     )
 
 
+def test_parameters_that_are_not_an_object_are_rejected_naming_the_field(
+    rules_service: RulesService,
+) -> None:
+    # Found by schemathesis: a list here was a 500 instead of a 400.
+    document = shipped("credit")
+    document["parameters"] = [document["parameters"]]
+    assert {"field": "parameters", "message": "must be an object"} in publish_errors(
+        rules_service, document
+    )
+    assert rules_service.ruleset("credit").version == 1
+
+
 def test_unknown_parameter_is_rejected(rules_service: RulesService) -> None:
     with pytest.raises(RulesetInvalid) as raised:
         rules_service.set_parameters("credit", {"p_max_days": 3}, date(2027, 1, 1))
