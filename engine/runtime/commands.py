@@ -96,6 +96,8 @@ _BUFFERED_LOCKED = {
     keyed: stmt.with_for_update(skip_locked=True) for keyed, stmt in _BUFFERED.items()
 }
 MAX_BUFFERED_DELIVERIES = 20
+# A completion reads its task first, in a new session: `session.get` would build this per call.
+_TASK = select(HumanTask).where(HumanTask.id == bindparam("task_id"))
 
 
 @dataclass(frozen=True)
@@ -494,7 +496,7 @@ def _run_completion_guard(
 def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: Actor) -> Result:
     def attempt() -> Result:
         with rt.uow() as uow:
-            row = uow.session.get(HumanTask, task_id)
+            row = uow.session.execute(_TASK, {"task_id": task_id}).scalar_one_or_none()
             if row is None:
                 raise NotFound(f"no task '{task_id}'")
             inbox.check_can_complete(uow.session, row, actor, rt.clock())
