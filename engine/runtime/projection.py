@@ -129,7 +129,7 @@ def _stored(ex: Execution, statement: Any) -> list[Any]:
     with session.no_autoflush:
         rows = session.execute(statement, {"instance_id": ex.instance.id}).scalars().all()
     deleted = session.deleted
-    return [row for row in rows if row not in deleted] if deleted else list(rows)
+    return [row for row in rows if row not in deleted]
 
 
 def _sync_tasks(ex: Execution) -> list[HumanTask]:

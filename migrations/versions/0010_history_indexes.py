@@ -16,15 +16,20 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-# (index, table, columns, the single-column index it replaces or None)
+# (index, table, columns, the single-column index it replaces: (name, column) or None)
 INDEXES = [
-    ("ix_task_instance_status", "human_task", ["instance_id", "status"], "ix_task_instance"),
+    (
+        "ix_task_instance_status",
+        "human_task",
+        ["instance_id", "status"],
+        ("ix_task_instance", "instance_id"),
+    ),
     # With the inbox's order, or the planner walks every open task by creation time instead.
     (
         "ix_task_business_status",
         "human_task",
         ["business_key", "status", "created_at", "id"],
-        "ix_task_business_key",
+        ("ix_task_business_key", "business_key"),
     ),
     ("ix_invoice_customer_unposted", "invoice", ["customer_id", "currency", "posted"], None),
     ("ix_shipment_unit_order", "shipment_unit", ["order_no", "line_no"], None),
@@ -33,18 +38,17 @@ INDEXES = [
     ("ix_vendor_invoice_po", "vendor_invoice", ["po_no"], None),
     ("ix_outbox_instance", "outbox", ["instance_id", "id"], None),
 ]
-_REPLACED_COLUMNS = {"ix_task_instance": ["instance_id"], "ix_task_business_key": ["business_key"]}
 
 
 def upgrade() -> None:
     for name, table, columns, replaces in INDEXES:
         op.create_index(name, table, columns)
         if replaces:
-            op.drop_index(replaces, table_name=table)
+            op.drop_index(replaces[0], table_name=table)
 
 
 def downgrade() -> None:
     for name, table, _columns, replaces in reversed(INDEXES):
         if replaces:
-            op.create_index(replaces, table, _REPLACED_COLUMNS[replaces])
+            op.create_index(replaces[0], table, [replaces[1]])
         op.drop_index(name, table_name=table)

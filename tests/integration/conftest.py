@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,23 @@ def make_container(database_url: str, tmp_path: Path, **settings: Any) -> Contai
     return bootstrap(config, services=demo_services())
 
 
+@contextmanager
+def sqlite_container(directory: Path, **settings: Any) -> Iterator[Container]:
+    """A container on its own SQLite file, for what only SQLite has (query plans, its log)."""
+    directory.mkdir(exist_ok=True)
+    container = make_container(f"sqlite:///{directory / 'flowgate.db'}", directory, **settings)
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def deploy_approval(container: Container, approval_bpmn: bytes) -> None:
+    with container.runtime.uow() as uow:
+        container.runtime.catalog.deploy(uow, [SourceFile("approval.bpmn", approval_bpmn)], "test")
+        uow.commit()
+
+
 @pytest.fixture
 def container(database_url: str, tmp_path: Path) -> Iterator[Container]:
     c = make_container(database_url, tmp_path)
@@ -82,7 +100,5 @@ def container(database_url: str, tmp_path: Path) -> Iterator[Container]:
 
 @pytest.fixture
 def rt(container: Container, approval_bpmn: bytes):
-    with container.runtime.uow() as uow:
-        container.runtime.catalog.deploy(uow, [SourceFile("approval.bpmn", approval_bpmn)], "test")
-        uow.commit()
+    deploy_approval(container, approval_bpmn)
     return container.runtime

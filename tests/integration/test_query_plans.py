@@ -19,23 +19,12 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from api.bootstrap import Container
 from tests.integration import o2c_support, p2p_support, test_o2c_paths, test_p2p_paths
-from tests.integration.conftest import make_container
+from tests.integration.conftest import sqlite_container
 
 REPO = Path(__file__).resolve().parents[2]
 # A status alone narrows nothing: most rows of these tables share one of a few values.
 _STATUS_ONLY = re.compile(r"USING (?:COVERING )?INDEX \w+ \(status=\?\)")
-
-
-@contextmanager
-def sqlite_container(directory: Path) -> Iterator[Container]:
-    directory.mkdir()
-    container = make_container(f"sqlite:///{directory / 'flowgate.db'}", directory)
-    try:
-        yield container
-    finally:
-        container.close()
 
 
 @contextmanager

@@ -11,26 +11,18 @@ import time
 from pathlib import Path
 
 from api.bootstrap import Container
-from engine.definitions.catalog import SourceFile
 from engine.runtime import commands
 from engine.store.db import AUTOCHECKPOINT_PAGES, checkpoint, is_sqlite
-from tests.integration.conftest import ERP, make_container
+from tests.integration.conftest import ERP, deploy_approval, sqlite_container
 
 ORDER = {"amount": 5000, "approval_timeout": "P3D"}
 
 
-def sqlite_container(tmp_path: Path, **settings) -> Container:
-    container = make_container(f"sqlite:///{tmp_path / 'flowgate.db'}", tmp_path, **settings)
-    with container.runtime.uow() as uow:
-        model = (Path(__file__).parents[1] / "fixtures" / "approval.bpmn").read_bytes()
-        container.runtime.catalog.deploy(uow, [SourceFile("approval.bpmn", model)], "test")
-        uow.commit()
-    return container
-
-
-def test_commands_leave_the_log_for_checkpoint_to_copy_whole(tmp_path: Path) -> None:
-    container = sqlite_container(tmp_path)
-    try:
+def test_commands_leave_the_log_for_checkpoint_to_copy_whole(
+    tmp_path: Path, approval_bpmn: bytes
+) -> None:
+    with sqlite_container(tmp_path) as container:
+        deploy_approval(container, approval_bpmn)
         checkpoint(container.engine)
         for n in range(120):
             commands.start(container.runtime, "approval", f"SO-{n}", ORDER, ERP)
@@ -38,14 +30,12 @@ def test_commands_leave_the_log_for_checkpoint_to_copy_whole(tmp_path: Path) -> 
         # Past SQLite's default threshold: had a command copied the log, it would have restarted.
         assert 1_000 < frames < AUTOCHECKPOINT_PAGES
         assert copied == frames
-    finally:
-        container.close()
 
 
-def test_the_scheduler_copies_the_log_every_tick(tmp_path: Path) -> None:
-    container = sqlite_container(tmp_path, tick_seconds=0.2)
+def test_the_scheduler_copies_the_log_every_tick(tmp_path: Path, approval_bpmn: bytes) -> None:
     database = tmp_path / "flowgate.db"
-    try:
+    with sqlite_container(tmp_path, tick_seconds=0.2) as container:
+        deploy_approval(container, approval_bpmn)
         checkpoint(container.engine)
         for n in range(40):
             commands.start(container.runtime, "approval", f"SO-{n}", ORDER, ERP)
@@ -56,8 +46,6 @@ def test_the_scheduler_copies_the_log_every_tick(tmp_path: Path) -> None:
         while time.monotonic() < deadline and database.stat().st_size == before:
             time.sleep(0.05)
         assert database.stat().st_size > before
-    finally:
-        container.close()
 
 
 def test_checkpoint_does_nothing_on_postgresql(container: Container) -> None:
