@@ -16,19 +16,15 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from domain.errors import InvalidInput
 from domain.records import DomainBase
 from domain.types import BigId, utcnow
 
 ZERO = Decimal("0.00")
 
 
-class ProcurementError(ValueError):
+class ProcurementError(InvalidInput):
     """Input the P2P records cannot accept; `field` names what is wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 # --- tables ---------------------------------------------------------------------------------

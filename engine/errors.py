@@ -6,6 +6,7 @@ from typing import Any
 
 # Handlers in `domain/` raise it without importing the engine; re-exported here for the runtime.
 from domain.errors import BusinessError as BusinessError
+from domain.errors import InvalidInput as InvalidInput
 
 
 class FlowgateError(Exception):

@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session
 
 from domain import sales
 from domain.customers import Customer, get_customer
-from domain.errors import BusinessError
+from domain.errors import BusinessError, InvalidInput
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
 from engine.decisions import record_decision, store_decision
+from engine.handlers.payload import date_at, decimal_at
 from engine.handlers.postings import announce, post_entry
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
@@ -576,7 +577,9 @@ class O2C:
         v = call.variables
         message = v.get("shipment_confirmed") or {}
         order = sales.get_order(call.session, v["order_no"])
-        ship_date = date.fromisoformat(message.get("ship_date") or call.now.date().isoformat())
+        ship_date = date_at(
+            message.get("ship_date"), "shipment_confirmed.ship_date", call.now.date()
+        )
         shipment = sales.Shipment(
             order_no=order.order_no, customer_id=order.customer_id, ship_date=ship_date
         )
@@ -698,11 +701,10 @@ class O2C:
         v = call.variables
         message = v.get("payment_received") or {}
         invoice_no = message.get("invoice_no") or v["invoice_no"]
-        try:
-            amount = Decimal(str(message["amount"]))
-            paid_on = date.fromisoformat(message.get("paid_on") or call.now.date().isoformat())
-        except Exception as exc:
-            raise ValueError(f"payment_received needs amount and paid_on: {exc}") from None
+        amount = decimal_at(message.get("amount"), "payment_received.amount")
+        if amount <= 0:
+            raise InvalidInput("payment_received.amount", "must be more than zero")
+        paid_on = date_at(message.get("paid_on"), "payment_received.paid_on", call.now.date())
         payment, new = sales.apply_payment(
             call.session,
             invoice_no,

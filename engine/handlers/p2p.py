@@ -27,6 +27,7 @@ from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry
 from engine import decisions as engine_decisions
 from engine.errors import Forbidden
+from engine.handlers.payload import date_at, decimal_at, gtin_at, int_at, lines_at
 from engine.handlers.postings import announce, post_entry
 from engine.services import ServiceCall, ServiceRegistry
 from engine.store.tables import CorrelationAlias, HumanTask, TaskCandidate
@@ -34,7 +35,7 @@ from rules import procurement as rules_p2p
 from rules.decision import Decision
 from rules.escalation import WaitingItem, decide_escalation
 from rules.service import RulesService
-from rules.udi import UdiError, normalize_gtin, parse_udi
+from rules.udi import UdiError, parse_udi
 
 CENT = Decimal("0.01")
 RECEIPT_RULESET = "goods_receipt"
@@ -80,22 +81,6 @@ def _cents(amount: Decimal) -> Decimal:
 
 def _as_of(call: ServiceCall) -> date:
     return call.now.date()
-
-
-def _decimal(value: Any, field: str) -> Decimal:
-    if isinstance(value, bool | float) or value is None:
-        raise p2p.ProcurementError(field, "must be a decimal string")
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        raise p2p.ProcurementError(field, "must be a decimal string") from None
-
-
-def _date(value: Any, field: str) -> date:
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise p2p.ProcurementError(field, "must be an ISO date") from None
 
 
 def _message(call: ServiceCall, name: str) -> dict[str, Any]:
@@ -358,13 +343,13 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
     po_lines = p2p.po_lines(session, po.po_no)
     rules = rules_of(call.execution)
     accepted: list[p2p.GoodsReceiptLine] = []
-    for index, line in enumerate(message.get("lines") or []):
+    for index, line in enumerate(lines_at(message, "goods_received")):
         where = f"goods_received.lines[{index}]"
-        line_no = int(line.get("line_no", 0))
-        gtin = normalize_gtin(str(line.get("gtin") or ""))
+        line_no = int_at(line.get("line_no", 0), f"{where}.line_no")
+        gtin = gtin_at(line.get("gtin"), f"{where}.gtin")
         lot = str(line.get("lot") or "")
-        qty = int(line.get("qty") or 0)
-        expiry = _date(line.get("expiry_date"), f"{where}.expiry_date")
+        qty = int_at(line.get("qty") or 0, f"{where}.qty")
+        expiry = date_at(line.get("expiry_date"), f"{where}.expiry_date")
         po_line = po_lines.get(line_no)
         valid, matches = _udi_facts(line, gtin, lot, expiry, as_of)
         decision = _decide(
@@ -498,21 +483,21 @@ def check_duplicate_invoice(call: ServiceCall) -> dict[str, Any]:
         raise p2p.ProcurementError("vendor_invoice.invoice_no", "is required")
     lines = [
         (
-            int(line.get("line_no", 0)),
-            int(line.get("qty", 0)),
-            _decimal(line.get("unit_price"), f"vendor_invoice.lines[{i}].unit_price"),
+            int_at(line.get("line_no", 0), f"vendor_invoice.lines[{i}].line_no"),
+            int_at(line.get("qty", 0), f"vendor_invoice.lines[{i}].qty"),
+            decimal_at(line.get("unit_price"), f"vendor_invoice.lines[{i}].unit_price"),
         )
-        for i, line in enumerate(message.get("lines") or [])
+        for i, line in enumerate(lines_at(message, "vendor_invoice"))
     ]
     invoice = p2p.register_invoice(
         session,
         po,
         invoice_no=invoice_no,
         normalised_no=rules_p2p.normalise_invoice_number(invoice_no),
-        invoice_date=_date(message.get("invoice_date"), "vendor_invoice.invoice_date"),
+        invoice_date=date_at(message.get("invoice_date"), "vendor_invoice.invoice_date"),
         lines=lines,
-        tax_amount=_decimal(message.get("tax_amount", "0"), "vendor_invoice.tax_amount"),
-        gross_total=_decimal(message.get("total"), "vendor_invoice.total"),
+        tax_amount=decimal_at(message.get("tax_amount", "0"), "vendor_invoice.tax_amount"),
+        gross_total=decimal_at(message.get("total"), "vendor_invoice.total"),
         entered_by=message.get("entered_by"),
         instance_id=call.instance_id,
         now=call.now,
@@ -803,7 +788,9 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
     message = _message(call, "payment_executed")
     invoice = _invoice(call)
     po = p2p.require_po(session, invoice.po_no)
-    paid = _decimal(message.get("amount"), "payment_executed.amount")
+    paid = decimal_at(message.get("amount"), "payment_executed.amount")
+    if paid <= 0:
+        raise p2p.ProcurementError("payment_executed.amount", "must be more than zero")
     dims = _po_dims(po, invoice_no=invoice.invoice_no)
     post_entry(
         call,

@@ -578,7 +578,11 @@ def deliver_message(
                 result = Result(202, {"status": "buffered", "expires_at": expires.isoformat()})
             else:
                 ex = _load(rt, uow, sub.instance_id, actor)
+                ex.refusing = name
                 incident = _catch_message(ex, name, payload, message_id)
+                # Buffered messages caught while saving were accepted earlier (202): a bad one
+                # of those can only become an incident.
+                ex.refusing = None
                 _save(rt, ex, incident)
                 result = Result(
                     200,

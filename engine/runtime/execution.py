@@ -20,7 +20,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.definitions.catalog import LoadedDefinition
 from engine.definitions.task_specs import ExternalServiceTask, RulesetTask
-from engine.errors import BusinessError
+from engine.errors import BusinessError, InvalidInput, ValidationFailed
 from engine.runtime import clock  # noqa: F401 - SpiffWorkflow timers follow the runtime clock
 from engine.runtime.context import executing
 from engine.runtime.state import to_json_safe
@@ -94,6 +94,10 @@ class Execution:
     new: bool = False
     # What the projections hold after the last sync, so the answer needs no second query.
     projected: dict[str, list[Any]] | None = None
+    # The message whose delivery is running: a handler that finds its payload unusable
+    # (InvalidInput naming a field under this name) refuses the message instead of leaving an
+    # incident, because `retry` would only read the same payload again.
+    refusing: str | None = None
 
     @property
     def elements(self) -> dict[str, dict[str, Any]]:
@@ -208,6 +212,7 @@ class Execution:
                     self._undo_savepoint(current)
                     continue
                 except Exception as exc:
+                    self._refuse_message_if_unusable(exc)
                     return self._stop_before(current, exc)
 
     def _run_unguarded(self) -> None:
@@ -215,7 +220,24 @@ class Execution:
             try:
                 self.workflow.do_engine_steps(None, self._record_step)
             except Exception as exc:
+                self._refuse_message_if_unusable(exc)
                 raise StepFailed(_describe(exc)) from exc
+
+    def _refuse_message_if_unusable(self, exc: BaseException) -> None:
+        """Raise ValidationFailed, naming the payload field, when `exc` says the message being
+        delivered is unusable; the command then rolls back whole and the instance keeps waiting
+        for a corrected message."""
+        name = self.refusing
+        bad = _invalid_input(exc)
+        if name is None or bad is None:
+            return
+        if bad.field != name and not bad.field.startswith((f"{name}.", f"{name}[")):
+            return  # about something else (a model property, a record): an incident
+        field = "payload" + bad.field[len(name) :]
+        raise ValidationFailed(
+            f"message '{name}' was refused: {field} {bad.message}",
+            [{"field": field, "message": bad.message}],
+        ) from exc
 
     def _record_step(self, task: Any) -> None:
         if task.task_spec.bpmn_id is not None:
@@ -238,6 +260,18 @@ class Execution:
         element_id = task.task_spec.bpmn_id or task.task_spec.name
         self.record("incident", element_id, error=_describe(exc))
         return Incident(element_id, _describe(exc))
+
+
+def _invalid_input(exc: BaseException) -> InvalidInput | None:
+    """The InvalidInput behind `exc`, however SpiffWorkflow or a handler wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, InvalidInput):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _describe(exc: BaseException) -> str:

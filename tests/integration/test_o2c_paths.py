@@ -227,6 +227,62 @@ def test_udi_check_digit_error_is_held_until_corrected_data_arrives(api: O2CApi)
     assert_balanced(api, "SO-9")
 
 
+def shipped_order(api: O2CApi, order_no: str) -> str:
+    api.customer("C1")
+    api.lot("L1")
+    started = api.start(order_no, "C1", [line()])
+    shipped = api.ship(order_no, [{"line_no": 1, "qty": 2, "udis": [udi("L1", 1), udi("L1", 2)]}])
+    assert shipped.status_code == 200, shipped.json
+    return started["id"]
+
+
+def test_a_payment_with_an_unreadable_amount_is_refused_and_the_order_keeps_waiting(
+    api: O2CApi,
+) -> None:
+    instance_id = shipped_order(api, "SO-PAY")
+
+    refused = api.message(
+        "payment_received", "SO-PAY", {"invoice_no": "INV-SO-PAY", "amount": "2.260,00"}
+    )
+
+    assert refused.status_code == 422, refused.json
+    assert refused.json["errors"] == [
+        {"field": "payload.amount", "message": "must be a decimal string"}
+    ]
+    instance = api.instance(instance_id)
+    assert instance["status"] == "running" and instance["incident"] is None
+    assert _waits(api, instance_id) == ["payment_received"]
+    assert [e["kind"] for e in assert_balanced(api, "SO-PAY")] == [
+        "goods_issue",
+        "customer_invoice",
+    ]
+    paid = api.message(
+        "payment_received", "SO-PAY", {"invoice_no": "INV-SO-PAY", "amount": "2260.00"}
+    )
+    assert paid.json["instance_status"] == "completed"
+
+
+def test_a_bad_payment_buffered_before_the_wait_is_an_incident_not_a_refused_shipment(
+    api: O2CApi,
+) -> None:
+    api.customer("C1")
+    api.lot("L1")
+    started = api.start("SO-EARLY", "C1", [line()])
+    early = api.message("payment_received", "SO-EARLY", {"amount": "lots"})
+    assert early.status_code == 202  # accepted for later: nobody waits for it yet
+
+    shipped = api.ship("SO-EARLY", [{"line_no": 1, "qty": 2, "udis": [udi("L1", 1), udi("L1", 2)]}])
+
+    assert shipped.status_code == 200, shipped.json
+    instance = api.instance(started["id"])
+    assert instance["status"] == "incident"
+    assert "payment_received.amount: must be a decimal string" in instance["incident"]["error"]
+    assert [e["kind"] for e in assert_balanced(api, "SO-EARLY")] == [
+        "goods_issue",
+        "customer_invoice",
+    ]
+
+
 def test_cancellation_reverses_the_postings(api: O2CApi) -> None:
     api.customer("C10")
     api.lot("L1")

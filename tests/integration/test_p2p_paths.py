@@ -378,6 +378,64 @@ def test_unusable_requisition_is_refused_naming_the_field_not_left_as_an_inciden
     assert api.decided() == [] and api.journal() == []
 
 
+def refused(api: P2PApi, name: str, payload: dict) -> list[dict]:
+    """Send a message the process cannot use; return the errors of its 422."""
+    body = {"name": name, "correlation_key": api.po_no, "payload": {"po_no": api.po_no, **payload}}
+    response = api.call("POST", "/messages", json=body)
+    assert response.status_code == 422, response.json
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert name in response.json["detail"]
+    return response.json["errors"]
+
+
+def test_goods_receipt_with_an_unreadable_gtin_is_refused_and_the_po_keeps_waiting(api):
+    small_requisition(api, "PR-4005")
+    line = {"line_no": 1, "qty": 100, "gtin": "04012345000019", "lot": "L1"}
+    line |= {"expiry_date": LONG_DATED.isoformat(), "udi": "(01)04012345000019(10)L1"}
+
+    errors = refused(api, "goods_received", {"receipt_no": "GR-1", "lines": [line]})
+
+    assert errors == [
+        {
+            "field": "payload.lines[0].gtin",
+            "message": "AI (01) at position 13: check digit is 9, expected 6",
+        }
+    ]
+    instance = api.instance()
+    assert instance["status"] == "running" and instance["incident"] is None
+    assert [w["element_id"] for w in instance["waiting_for"]] == ["wait_goods"]
+    assert api.purchase_order()["receipts"] == [] and api.journal() == []
+    assert "lot.quarantined" not in api.event_types()
+    assert [e["type"] for e in instance["history"]].count("message_received") == 0
+
+    api.receive("GR-1", (1, "L1", 100, LONG_DATED))  # the ERP corrects it and sends it again
+    assert api.task("incoming_inspection")["candidate_groups"] == ["qa_manager"]
+
+
+def test_invoice_with_a_comma_price_is_refused_and_the_corrected_one_is_matched(api):
+    small_requisition(api, "PR-4006")
+    received_and_released(api, 100)
+    invoice = {"invoice_no": "INV-6", "invoice_date": api.today.isoformat()}
+    invoice |= {"tax_amount": "455.00", "total": "3955.00"}
+
+    errors = refused(
+        api,
+        "vendor_invoice",
+        {**invoice, "lines": [{"line_no": 1, "qty": 100, "unit_price": "35,00"}]},
+    )
+
+    assert errors == [
+        {"field": "payload.lines[0].unit_price", "message": "must be a decimal string"}
+    ]
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_invoice"]
+    assert api.purchase_order()["invoices"] == []
+    assert ("duplicate_invoice", "pass") not in api.decided()
+
+    api.invoice("INV-6", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
+    assert ("three_way_match", "pass") in api.decided()
+    assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
+
+
 def test_the_erps_own_po_number_from_its_answer_to_po_issued_correlates_later_messages(api):
     """DESIGN §4: the PO number is PO-<req_no> unless the ERP returns another."""
     import json

@@ -1,0 +1,61 @@
+"""Fields of a message payload or start variable, read by the handlers.
+
+A field that cannot be read raises InvalidInput naming it as the sender wrote it
+(`vendor_invoice.lines[0].unit_price`). While that message is being delivered, the runtime
+refuses it with a 422 and leaves the instance waiting (engine/runtime/execution.py), so the
+sender can correct and resend it; no retry of the same payload could ever succeed.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from domain.errors import InvalidInput
+from rules.udi import UdiError, normalize_gtin
+
+
+def decimal_at(value: Any, field: str) -> Decimal:
+    # Floats are refused: money arrives as a decimal string (STYLE: money is Decimal).
+    if isinstance(value, bool | float) or value is None:
+        raise InvalidInput(field, "must be a decimal string")
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise InvalidInput(field, "must be a decimal string") from None
+    if not number.is_finite():
+        raise InvalidInput(field, "must be a finite decimal")
+    return number
+
+
+def date_at(value: Any, field: str, default: date | None = None) -> date:
+    if value in (None, "") and default is not None:
+        return default
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput(field, "must be an ISO date (YYYY-MM-DD)") from None
+
+
+def int_at(value: Any, field: str) -> int:
+    if isinstance(value, bool | float):
+        raise InvalidInput(field, "must be a whole number")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(field, "must be a whole number") from None
+
+
+def gtin_at(value: Any, field: str) -> str:
+    try:
+        return normalize_gtin(str(value or ""))
+    except UdiError as exc:
+        raise InvalidInput(field, str(exc)) from None
+
+
+def lines_at(payload: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    lines = payload.get("lines") or []
+    if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+        raise InvalidInput(f"{name}.lines", "must be a list of objects")
+    return lines
