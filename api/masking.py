@@ -8,22 +8,34 @@ long string (enough to tell two bank accounts apart) and nothing of anything els
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
+import re
+from fnmatch import translate
+from functools import cache
 from typing import Any
 
 from flask import current_app, g
 
 MASK = "***"
+_KNOWN_KEYS = 10_000
 
 
 class Masker:
     def __init__(self, patterns: tuple[str, ...], unmasked_roles: tuple[str, ...]) -> None:
         self.patterns = tuple(p.lower() for p in patterns)
         self.unmasked_roles = frozenset(unmasked_roles)
+        # One compiled alternation, and each key's answer kept: fnmatch per pattern per key was
+        # a fifth of GET /instances/{id} for a P2P instance (about 70 keys, 10 patterns).
+        joined = "|".join(translate(p) for p in self.patterns)
+        self._match = re.compile(joined).match if joined else None
+        self._known: dict[str, bool] = {}
 
     def sensitive(self, name: str) -> bool:
-        lowered = name.lower()
-        return any(fnmatchcase(lowered, pattern) for pattern in self.patterns)
+        known = self._known.get(name)
+        if known is None:
+            known = self._match is not None and self._match(name.lower()) is not None
+            if len(self._known) < _KNOWN_KEYS:  # keys come from payloads: keep the cache bounded
+                self._known[name] = known
+        return known
 
     def may_see(self, roles: frozenset[str]) -> bool:
         return bool(roles & self.unmasked_roles)
@@ -49,7 +61,12 @@ class Masker:
 
 def masker() -> Masker:
     settings = current_app.extensions["flowgate"].settings
-    return Masker(settings.sensitive_variables, settings.unmasked_roles)
+    return _masker(tuple(settings.sensitive_variables), tuple(settings.unmasked_roles))
+
+
+@cache
+def _masker(patterns: tuple[str, ...], unmasked_roles: tuple[str, ...]) -> Masker:
+    return Masker(patterns, unmasked_roles)
 
 
 def masked(value: Any) -> Any:

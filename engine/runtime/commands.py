@@ -98,6 +98,16 @@ _BUFFERED_LOCKED = {
 MAX_BUFFERED_DELIVERIES = 20
 # A completion reads its task first, in a new session: `session.get` would build this per call.
 _TASK = select(HumanTask).where(HumanTask.id == bindparam("task_id"))
+# What an answer shows of an instance when no command has just written it (a GET).
+_SHOWN = {
+    "tasks": select(HumanTask).where(
+        HumanTask.instance_id == bindparam("instance_id"), HumanTask.status == "open"
+    ),
+    "timers": select(Timer).where(Timer.instance_id == bindparam("instance_id")),
+    "subscriptions": select(MessageSubscription).where(
+        MessageSubscription.instance_id == bindparam("instance_id")
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -308,18 +318,9 @@ def instance_summary(
 ) -> dict[str, Any]:
     """The answer to a command or a GET; `projected` (from the command just run) saves queries."""
     if projected is None:
+        params = {"instance_id": instance.id}
         projected = {
-            "tasks": uow.session.execute(
-                select(HumanTask).where(
-                    HumanTask.instance_id == instance.id, HumanTask.status == "open"
-                )
-            ).scalars(),
-            "timers": uow.session.execute(
-                select(Timer).where(Timer.instance_id == instance.id)
-            ).scalars(),
-            "subscriptions": uow.session.execute(
-                select(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
-            ).scalars(),
+            name: list(uow.session.execute(stmt, params).scalars()) for name, stmt in _SHOWN.items()
         }
     tasks, timers, subs = projected["tasks"], projected["timers"], projected["subscriptions"]
     messages: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
