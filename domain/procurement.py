@@ -13,7 +13,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, func, select
+from sqlalchemy import (
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    and_,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
@@ -143,6 +153,7 @@ class VendorInvoice(DomainBase):
     __audited__ = True
     __table_args__ = (
         Index("ix_vendor_invoice_number", "supplier_id", "normalised_no"),
+        Index("ix_vendor_invoice_amount", "supplier_id", "gross_total", "currency"),
         Index("ix_vendor_invoice_po", "po_no"),
     )
 
@@ -464,12 +475,22 @@ def receipt_line(session: Session, receipt_line_id: int) -> GoodsReceiptLine:
 # --- vendor invoices ------------------------------------------------------------------------
 
 
-def prior_invoices(session: Session, supplier_id: str, exclude_id: int) -> list[VendorInvoice]:
-    """Every earlier invoice of the supplier, with no fiscal-year filter (DOMAIN §4)."""
+def prior_invoices(session: Session, invoice: VendorInvoice) -> list[VendorInvoice]:
+    """The supplier's other invoices that could make `invoice` a duplicate (DOMAIN §4): the
+    same normalised number, or the same currency and gross amount, at any date. No fiscal-year
+    filter; the day window for equal amounts is the ruleset's to judge."""
     return list(
         session.scalars(
             select(VendorInvoice).where(
-                VendorInvoice.supplier_id == supplier_id, VendorInvoice.id != exclude_id
+                VendorInvoice.supplier_id == invoice.supplier_id,
+                VendorInvoice.id != invoice.id,
+                or_(
+                    VendorInvoice.normalised_no == invoice.normalised_no,
+                    and_(
+                        VendorInvoice.gross_total == invoice.gross_total,
+                        VendorInvoice.currency == invoice.currency,
+                    ),
+                ),
             )
         )
     )

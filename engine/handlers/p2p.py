@@ -513,7 +513,7 @@ def check_duplicate_invoice(call: ServiceCall) -> dict[str, Any]:
             # A rejected or superseded invoice was never owed, so its resend is no duplicate.
             cancelled=row.status in ("rejected", "superseded"),
         )
-        for row in p2p.prior_invoices(session, po.supplier_id, invoice.id)
+        for row in p2p.prior_invoices(session, invoice)
     ]
     decision = _decide(
         call,

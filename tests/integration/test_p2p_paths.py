@@ -304,6 +304,41 @@ def test_duplicate_invoice_with_other_case_and_zeros_is_caught_across_the_year_e
     assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_invoice"]
 
 
+def test_duplicate_check_reads_only_the_suppliers_candidate_invoices(api):
+    from domain import procurement as p2p
+    from rules.procurement import normalise_invoice_number
+
+    small_requisition(api, "PR-5009")
+    with api.container.runtime.uow() as uow:
+        po = p2p.require_po(uow.session, api.po_no)
+
+        def invoice(number: str, gross: str) -> p2p.VendorInvoice:
+            return p2p.register_invoice(
+                uow.session,
+                po,
+                invoice_no=number,
+                normalised_no=normalise_invoice_number(number),
+                invoice_date=api.today,
+                lines=[(1, 1, Decimal(gross))],
+                tax_amount=Decimal(0),
+                gross_total=Decimal(gross),
+                entered_by="amy",
+                instance_id=api.instance_id,
+                now=api.clock.now,
+            )
+
+        unrelated = [invoice(f"INV-{n}", f"{100 + n}.00") for n in range(30)]
+        same_number = invoice("inv-0077", "1.00")
+        same_amount = invoice("INV-OTHER", "3955.00")
+        new = invoice("INV-77", "3955.00")
+
+        candidates = p2p.prior_invoices(uow.session, new)
+
+    # A supplier's years of invoices are not read for each new one: only the possible twins.
+    assert {row.id for row in candidates} == {same_number.id, same_amount.id}
+    assert not {row.id for row in unrelated} & {row.id for row in candidates}
+
+
 def test_blocked_supplier_is_never_paid(api):
     from engine.scheduler import sweep_timers
 
