@@ -19,7 +19,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from api.app import create_app
-    from api.bootstrap import bootstrap, deploy_directory, seed_demo
+    from api.bootstrap import bootstrap, deploy_directory, freeze_heap, seed_demo
 
     settings = Settings.from_env()
     host, port = args.host or settings.host, args.port or settings.port
@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.scheduler:
         container.start_scheduler()
     app = create_app(container=container)
+    freeze_heap()
     server = make_server(host, port, app, threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"flowgate serving on http://{host}:{server.port}", flush=True)

@@ -45,12 +45,14 @@ class FlowgateServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from api.app import create_app
-        from api.bootstrap import bootstrap
+        from api.bootstrap import bootstrap, freeze_heap
 
         self._container = bootstrap(self.settings, migrate=False)
         if self.settings.scheduler:
             self._container.start_scheduler()
-        return create_app(container=self._container)
+        app = create_app(container=self._container)
+        freeze_heap()
+        return app
 
     def _ready(self, server: Any) -> None:
         print(
