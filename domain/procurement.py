@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
+from domain.fields import decimal_at, positive_int_at
 from domain.records import DomainBase
 from domain.types import BigId, utcnow
 
@@ -266,21 +267,6 @@ class RequisitionLine:
         return self.unit_price * self.qty
 
 
-def _decimal(value: Any, field: str) -> Decimal:
-    if isinstance(value, bool | float):
-        raise ProcurementError(field, "must be a decimal string")
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        raise ProcurementError(field, "must be a decimal string") from None
-
-
-def _positive_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ProcurementError(field, "must be a positive integer")
-    return value
-
-
 def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list[RequisitionLine]:
     if not isinstance(raw, list) or not raw:
         raise ProcurementError(prefix, "must be a non-empty list")
@@ -289,17 +275,17 @@ def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list
         where = f"{prefix}[{index}]"
         if not isinstance(item, dict):
             raise ProcurementError(where, "must be an object")
-        price = _decimal(item.get("unit_price"), f"{where}.unit_price")
+        price = decimal_at(item.get("unit_price"), f"{where}.unit_price")
         if price < 0:
             raise ProcurementError(f"{where}.unit_price", "must not be negative")
         lines.append(
             RequisitionLine(
-                line_no=_positive_int(item.get("line_no"), f"{where}.line_no"),
+                line_no=positive_int_at(item.get("line_no"), f"{where}.line_no"),
                 sku=item.get("sku"),
                 gtin=item.get("gtin"),
-                qty=_positive_int(item.get("qty"), f"{where}.qty"),
+                qty=positive_int_at(item.get("qty"), f"{where}.qty"),
                 unit_price=price,
-                tax_rate=_decimal(item.get("tax_rate", "0"), f"{where}.tax_rate"),
+                tax_rate=decimal_at(item.get("tax_rate", "0"), f"{where}.tax_rate"),
             )
         )
     if len({line.line_no for line in lines}) != len(lines):

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Index, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from domain.errors import InvalidInput
+from domain.fields import date_at, decimal_at, positive_int_at, text_at
 from domain.records import DomainBase
 from domain.types import BigId, utcnow
 
@@ -198,6 +200,44 @@ def order_totals(lines: list[dict[str, Any]]) -> tuple[Decimal, Decimal, Decimal
         net += amount
         tax += (amount * _money(line.get("tax_rate", "0"), "tax_rate")).quantize(CENT)
     return net, tax, net + tax
+
+
+def validate_order_lines(lines: Any, prefix: str) -> None:
+    """Order lines as DESIGN §4 has them, or InvalidInput naming the first bad field."""
+    if not isinstance(lines, list) or not lines:
+        raise InvalidInput(prefix, "must be a non-empty list of lines")
+    seen: set[int] = set()
+    for index, line in enumerate(lines):
+        where = f"{prefix}[{index}]"
+        if not isinstance(line, dict):
+            raise InvalidInput(where, "must be an object")
+        number = positive_int_at(line.get("line_no"), f"{where}.line_no")
+        if number in seen:
+            raise InvalidInput(f"{where}.line_no", f"line {number} appears twice")
+        seen.add(number)
+        text_at(line, "gtin", f"{where}.gtin")
+        positive_int_at(line.get("qty"), f"{where}.qty")
+        if decimal_at(line.get("unit_price"), f"{where}.unit_price") < 0:
+            raise InvalidInput(f"{where}.unit_price", "must not be negative")
+        decimal_at(line.get("tax_rate", "0"), f"{where}.tax_rate")
+        if line.get("lot") is not None and not isinstance(line["lot"], str):
+            raise InvalidInput(f"{where}.lot", "must be a string")
+
+
+def validate_order(order: Any, name: str = "order") -> None:
+    """The ERP's order document (DESIGN §4), checked before anything of it is stored."""
+    if not isinstance(order, dict):
+        raise InvalidInput(name, "must be an object with order_no, customer_id and lines")
+    for key in ("order_no", "customer_id"):
+        if len(text_at(order, key, f"{name}.{key}")) > 64:
+            raise InvalidInput(f"{name}.{key}", "must be at most 64 characters")
+    currency = order.get("currency")
+    if currency is not None and not (isinstance(currency, str) and len(currency) == 3):
+        raise InvalidInput(f"{name}.currency", "must be a three-letter ISO 4217 code")
+    date_at(order.get("order_date"), f"{name}.order_date")
+    if order.get("requested_ship_date") is not None:
+        date_at(order["requested_ship_date"], f"{name}.requested_ship_date")
+    validate_order_lines(order.get("lines"), f"{name}.lines")
 
 
 def save_order(session: Session, order: dict[str, Any], instance_id: str | None) -> SalesOrder:

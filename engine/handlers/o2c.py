@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session
 from domain import sales
 from domain.customers import Customer, get_customer
 from domain.errors import BusinessError, InvalidInput
+from domain.fields import date_at, decimal_at
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
 from engine.decisions import record_decision, store_decision
-from engine.handlers.payload import date_at, decimal_at
 from engine.handlers.postings import announce, post_entry
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
@@ -170,12 +170,14 @@ class O2C:
 
     def register_order(self, call: ServiceCall) -> dict[str, Any]:
         order = call.variables.pop("order", None)
-        if not isinstance(order, dict) or not order.get("order_no") or not order.get("lines"):
-            raise ValueError("the start variables need an 'order' with order_no and lines")
+        sales.validate_order(order)
         customer = get_customer(call.session, order["customer_id"])
         row = sales.save_order(call.session, order, call.instance_id)
         if row.currency != customer.currency:
-            raise ValueError(f"order currency {row.currency} is not {customer.currency}")
+            raise InvalidInput(
+                "order.currency",
+                f"is {row.currency}; customer {customer.id} buys in {customer.currency}",
+            )
         return {"order_no": row.order_no, "customer_id": row.customer_id, "order_gross": row.gross}
 
     def risk_reviewed(self, call: ServiceCall) -> dict[str, Any]:
@@ -779,6 +781,10 @@ class O2C:
     def apply_change(self, call: ServiceCall) -> dict[str, Any]:
         """An order edit from the ERP (`order_changed`): new lines, re-checked before shipping."""
         change = call.variables.get("order_changed") or {}
+        if change.get("lines") is not None:
+            sales.validate_order_lines(change["lines"], "order_changed.lines")
+        if change.get("requested_ship_date") is not None:
+            date_at(change["requested_ship_date"], "order_changed.requested_ship_date")
         order = sales.get_order(call.session, call.variables["order_no"])
         if order.status not in ("entered", "credit_hold", *sales.OPEN_ORDER_STATUSES):
             raise BusinessError("order_shipped", f"order {order.order_no} is already shipped")

@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 
 from domain import inventory
 from domain import procurement as p2p
-from domain.errors import BusinessError
+from domain.errors import BusinessError, InvalidInput
+from domain.fields import date_at, decimal_at, int_at, lines_at
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry
 from engine import decisions as engine_decisions
 from engine.errors import Forbidden
-from engine.handlers.payload import date_at, decimal_at, gtin_at, int_at, lines_at
 from engine.handlers.postings import announce, post_entry
 from engine.services import ServiceCall, ServiceRegistry
 from engine.store.tables import CorrelationAlias, HumanTask, TaskCandidate
@@ -35,7 +35,7 @@ from rules import procurement as rules_p2p
 from rules.decision import Decision
 from rules.escalation import WaitingItem, decide_escalation
 from rules.service import RulesService
-from rules.udi import UdiError, parse_udi
+from rules.udi import UdiError, normalize_gtin, parse_udi
 
 CENT = Decimal("0.01")
 RECEIPT_RULESET = "goods_receipt"
@@ -83,6 +83,13 @@ def _as_of(call: ServiceCall) -> date:
     return call.now.date()
 
 
+def gtin_at(value: Any, field: str) -> str:
+    try:
+        return normalize_gtin(str(value or ""))
+    except UdiError as exc:
+        raise InvalidInput(field, str(exc)) from None
+
+
 def _message(call: ServiceCall, name: str) -> dict[str, Any]:
     payload = call.variables.get(name)
     if not isinstance(payload, dict):
@@ -115,7 +122,7 @@ def receive_requisition(call: ServiceCall) -> dict[str, Any]:
             instance_id=call.instance_id,
             now=call.now,
         )
-    except p2p.ProcurementError as exc:
+    except InvalidInput as exc:
         # Bad data from the ERP: no retry can fix it, so the model refuses it (not an incident).
         raise BusinessError("requisition_invalid", str(exc)) from exc
     p2p.require_supplier(call.session, requisition.supplier_id)
@@ -153,7 +160,7 @@ def refuse_invalid_requisition(call: ServiceCall) -> dict[str, Any]:
     try:
         p2p.validate_requisition(payload)
         field, reason = "requisition", "invalid"
-    except p2p.ProcurementError as exc:
+    except InvalidInput as exc:
         field, reason = exc.field, exc.message
     req_no = payload.get("req_no") if isinstance(payload, dict) else None
     _emit(

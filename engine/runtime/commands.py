@@ -418,7 +418,15 @@ def start(
             if previous is not None:
                 return previous
             result = start_within(
-                rt, uow, process_key, business_key, variables, actor, version, replayable=True
+                rt,
+                uow,
+                process_key,
+                business_key,
+                variables,
+                actor,
+                version,
+                replayable=True,
+                refuse_bad_variables=True,
             )
             _remember(uow, "start", idempotency_key, digest, result)
             uow.commit()
@@ -436,10 +444,13 @@ def start_within(
     actor: Actor,
     version: int | None = None,
     replayable: bool = False,
+    refuse_bad_variables: bool = False,
 ) -> Result:
     """Start an instance inside a unit of work the caller commits, with whatever else it
     writes (a risk review with the downgrade that raised it). Unless the caller can run it all
-    again on StepFailed (`start` can), its steps run with their savepoints."""
+    again on StepFailed (`start` can), its steps run with their savepoints. With
+    `refuse_bad_variables` (the ERP's start hook), a step that cannot use a start variable
+    refuses the start (ValidationFailed) rather than leaving an instance in an incident."""
     with nullcontext() if replayable else guarded_steps():
         definition = rt.catalog.latest_loaded(uow, process_key, version)
         workflow = BpmnWorkflow(
@@ -476,7 +487,13 @@ def start_within(
             new=True,
         )
         ex.record("instance_started", None, business_key=business_key)
+        if refuse_bad_variables:
+            ex.refusing = (
+                f"the start of '{definition.key}'",
+                {name: f"variables.{name}" for name in variables},
+            )
         incident = ex.run_steps()
+        ex.refusing = None
         _save(rt, ex, incident)
         return Result(201, instance_summary(uow, instance, ex.projected))
 
@@ -579,7 +596,7 @@ def deliver_message(
                 result = Result(202, {"status": "buffered", "expires_at": expires.isoformat()})
             else:
                 ex = _load(rt, uow, sub.instance_id, actor)
-                ex.refusing = name
+                ex.refusing = (f"message '{name}'", {name: "payload"})
                 incident = _catch_message(ex, name, payload, message_id)
                 # Buffered messages caught while saving were accepted earlier (202): a bad one
                 # of those can only become an incident.

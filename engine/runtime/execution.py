@@ -94,10 +94,12 @@ class Execution:
     new: bool = False
     # What the projections hold after the last sync, so the answer needs no second query.
     projected: dict[str, list[Any]] | None = None
-    # The message whose delivery is running: a handler that finds its payload unusable
-    # (InvalidInput naming a field under this name) refuses the message instead of leaving an
-    # incident, because `retry` would only read the same payload again.
-    refusing: str | None = None
+    # While a message is delivered or an instance started: what is being done, and the names
+    # the sender's data has in the process (the message, each start variable) with the field
+    # each is under in the request (`payload`, `variables.order`). A handler that finds that
+    # data unusable (InvalidInput naming a field under one of them) refuses the request instead
+    # of leaving an incident, because `retry` would only read the same data again.
+    refusing: tuple[str, dict[str, str]] | None = None
 
     @property
     def elements(self) -> dict[str, dict[str, Any]]:
@@ -212,7 +214,7 @@ class Execution:
                     self._undo_savepoint(current)
                     continue
                 except Exception as exc:
-                    self._refuse_message_if_unusable(exc)
+                    self._refuse_if_unusable(exc)
                     return self._stop_before(current, exc)
 
     def _run_unguarded(self) -> None:
@@ -220,24 +222,27 @@ class Execution:
             try:
                 self.workflow.do_engine_steps(None, self._record_step)
             except Exception as exc:
-                self._refuse_message_if_unusable(exc)
+                self._refuse_if_unusable(exc)
                 raise StepFailed(_describe(exc)) from exc
 
-    def _refuse_message_if_unusable(self, exc: BaseException) -> None:
-        """Raise ValidationFailed, naming the payload field, when `exc` says the message being
-        delivered is unusable; the command then rolls back whole and the instance keeps waiting
-        for a corrected message."""
-        name = self.refusing
+    def _refuse_if_unusable(self, exc: BaseException) -> None:
+        """Raise ValidationFailed, naming the request's field, when `exc` says the data the
+        sender just sent is unusable; the command then rolls back whole, so a message's
+        instance keeps waiting and a start leaves no instance behind."""
+        if self.refusing is None or isinstance(exc, _BusinessErrorRouted):
+            return  # a business error the model handles, whatever caused it
         bad = _invalid_input(exc)
-        if name is None or bad is None:
+        if bad is None:
             return
-        if bad.field != name and not bad.field.startswith((f"{name}.", f"{name}[")):
-            return  # about something else (a model property, a record): an incident
-        field = "payload" + bad.field[len(name) :]
-        raise ValidationFailed(
-            f"message '{name}' was refused: {field} {bad.message}",
-            [{"field": field, "message": bad.message}],
-        ) from exc
+        what, names = self.refusing
+        for name, under in names.items():
+            if bad.field == name or bad.field.startswith((f"{name}.", f"{name}[")):
+                field = under + bad.field[len(name) :]
+                raise ValidationFailed(
+                    f"{what} was refused: {field} {bad.message}",
+                    [{"field": field, "message": bad.message}],
+                ) from exc
+        # Otherwise it is about something else (a model property, a record): an incident.
 
     def _record_step(self, task: Any) -> None:
         if task.task_spec.bpmn_id is not None:

@@ -262,6 +262,35 @@ def test_a_payment_with_an_unreadable_amount_is_refused_and_the_order_keeps_wait
     assert paid.json["instance_status"] == "completed"
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"unit_price": 1000.5}, "variables.order.lines[0].unit_price", "must be a decimal string"),
+        ({"qty": 0}, "variables.order.lines[0].qty", "must be a positive integer"),
+        ({"gtin": ""}, "variables.order.lines[0].gtin", "is required"),
+    ],
+)
+def test_an_order_with_an_unusable_line_is_refused_and_no_instance_is_left(
+    api: O2CApi, change: dict, field: str, message: str
+) -> None:
+    api.customer("C1")
+    api.lot("L1")
+    order = {"order_no": "SO-BAD", "customer_id": "C1", "currency": "CNY"}
+    order |= {"order_date": "2026-11-23", "lines": [{**line(), **change}]}
+    body = {"business_key": "SO-BAD", "variables": {"order": order}}
+    retry_key = {"Idempotency-Key": "start-SO-BAD"}
+
+    refused = api.call("POST", "/processes/order_to_cash/instances", json=body, headers=retry_key)
+
+    assert refused.status_code == 422, refused.json
+    assert refused.json["errors"] == [{"field": field, "message": message}]
+    assert "order_to_cash" in refused.json["detail"]
+    assert api.ok("GET", "/instances?business_key=SO-BAD", who="admin")["items"] == []
+    assert api.ok("GET", "/customers/C1/credit", who="carol")["exposure"]["total"] == "0.00"
+    # Nothing was remembered under the key: the corrected order starts with the same one.
+    assert api.start("SO-BAD", "C1", [line()])["status"] == "running"
+
+
 def test_a_bad_payment_buffered_before_the_wait_is_an_incident_not_a_refused_shipment(
     api: O2CApi,
 ) -> None:

@@ -1,9 +1,9 @@
-"""Fields of a message payload or start variable, read by the handlers.
+"""Fields of what the ERP sends (start variables, message payloads), read by the domain.
 
 A field that cannot be read raises InvalidInput naming it as the sender wrote it
-(`vendor_invoice.lines[0].unit_price`). While that message is being delivered, the runtime
-refuses it with a 422 and leaves the instance waiting (engine/runtime/execution.py), so the
-sender can correct and resend it; no retry of the same payload could ever succeed.
+(`vendor_invoice.lines[0].unit_price`). While that start or message runs, the engine refuses
+it with a 422 and keeps nothing of it (engine/runtime/execution.py), so the sender can correct
+and resend it; no retry of the same data could ever succeed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from domain.errors import InvalidInput
-from rules.udi import UdiError, normalize_gtin
 
 
 def decimal_at(value: Any, field: str) -> Decimal:
@@ -47,11 +46,17 @@ def int_at(value: Any, field: str) -> int:
         raise InvalidInput(field, "must be a whole number") from None
 
 
-def gtin_at(value: Any, field: str) -> str:
-    try:
-        return normalize_gtin(str(value or ""))
-    except UdiError as exc:
-        raise InvalidInput(field, str(exc)) from None
+def positive_int_at(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInput(field, "must be a positive integer")
+    return value
+
+
+def text_at(payload: dict[str, Any], name: str, field: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, "is required")
+    return value
 
 
 def lines_at(payload: dict[str, Any], name: str) -> list[dict[str, Any]]:
