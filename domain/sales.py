@@ -183,22 +183,13 @@ class WriteOff(_AgainstItem, DomainBase):
 # Orders ---------------------------------------------------------------------------------
 
 
-def _money(value: Any, name: str) -> Decimal:
-    if isinstance(value, float | bool):
-        raise SalesError(f"{name} must be a decimal string, not {type(value).__name__}")
-    try:
-        return Decimal(str(value))
-    except Exception:
-        raise SalesError(f"{name} must be a decimal, got {value!r}") from None
-
-
 def order_totals(lines: list[dict[str, Any]]) -> tuple[Decimal, Decimal, Decimal]:
     """Net, tax and gross of order lines, each line rounded to the cent (what is invoiced)."""
     net = tax = ZERO
     for line in lines:
-        amount = (_money(line["unit_price"], "unit_price") * int(line["qty"])).quantize(CENT)
+        amount = (decimal_at(line["unit_price"], "unit_price") * int(line["qty"])).quantize(CENT)
         net += amount
-        tax += (amount * _money(line.get("tax_rate", "0"), "tax_rate")).quantize(CENT)
+        tax += (amount * decimal_at(line.get("tax_rate", "0"), "tax_rate")).quantize(CENT)
     return net, tax, net + tax
 
 
