@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.definitions.catalog import DefinitionCatalog
-from engine.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound
+from engine.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound, ValidationFailed
 from engine.runtime import inbox
 from engine.runtime.context import executing
 from engine.runtime.execution import (
@@ -224,10 +224,55 @@ def _save(rt: Runtime, ex: Execution, incident: Incident | None) -> None:
         new_subscriptions = _save_once(ex, incident)
         if incident is not None or not new_subscriptions:
             break
+        # A savepoint, so that a buffered message whose payload turns out unusable can be
+        # handed back without undoing the command that made the instance wait for it.
+        savepoint = ex.uow.session.begin_nested()
         buffered = _take_buffered(ex, new_subscriptions)
         if buffered is None:
+            savepoint.commit()
             break
-        incident = _catch_message(ex, buffered.message_name, buffered.payload, buffered.message_id)
+        name = buffered.message_name
+        ex.refusing = (f"message '{name}'", {name: "payload"})
+        try:
+            incident = _catch_message(ex, name, buffered.payload, buffered.message_id)
+        except ValidationFailed as refused:
+            savepoint.rollback()
+            _hand_back(ex, buffered, refused)
+            incident = None
+        else:
+            savepoint.commit()
+        finally:
+            ex.refusing = None
+
+
+def _hand_back(ex: Execution, buffered: BufferedMessage, refused: ValidationFailed) -> None:
+    """A buffered message the process cannot use: the instance goes back to waiting as it was
+    saved, and the message goes back to the ERP (`message.refused`) with the fields to fix.
+    It was accepted with a 202 long ago, so there is no request left to answer with a 422."""
+    ex.workflow = load_state(ex.instance.state, ex.definition.spec, ex.definition.subprocess_specs)
+    ex.workflow.script_engine = make_script_engine()
+    ex.events = []
+    buffered.expired_at = ex.now  # never caught again; kept for the auditor
+    ex.record(
+        "message_refused",
+        None,
+        name=buffered.message_name,
+        message_id=buffered.message_id,
+        errors=refused.errors,
+    )
+    ex.emit(
+        "message.refused",
+        {
+            "name": buffered.message_name,
+            "correlation_key": buffered.correlation_key,
+            "message_id": buffered.message_id,
+            "received_at": buffered.received_at.isoformat(),
+            "payload": buffered.payload,
+            "detail": refused.detail,
+            "errors": refused.errors,
+        },
+        key=f"message-refused:{buffered.id}",
+    )
 
 
 def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscription]:

@@ -214,7 +214,10 @@ class Execution:
                     self._undo_savepoint(current)
                     continue
                 except Exception as exc:
-                    self._refuse_if_unusable(exc)
+                    refused = self._refusal(exc)
+                    if refused is not None:
+                        self._undo_savepoint(current)
+                        raise refused from exc
                     return self._stop_before(current, exc)
 
     def _run_unguarded(self) -> None:
@@ -222,27 +225,29 @@ class Execution:
             try:
                 self.workflow.do_engine_steps(None, self._record_step)
             except Exception as exc:
-                self._refuse_if_unusable(exc)
+                refused = self._refusal(exc)
+                if refused is not None:
+                    raise refused from exc
                 raise StepFailed(_describe(exc)) from exc
 
-    def _refuse_if_unusable(self, exc: BaseException) -> None:
-        """Raise ValidationFailed, naming the request's field, when `exc` says the data the
-        sender just sent is unusable; the command then rolls back whole, so a message's
-        instance keeps waiting and a start leaves no instance behind."""
+    def _refusal(self, exc: BaseException) -> ValidationFailed | None:
+        """ValidationFailed, naming the request's field, when `exc` says the data the sender
+        sent is unusable. Raised, it rolls the command back whole, so a message's instance
+        keeps waiting and a start leaves no instance behind."""
         if self.refusing is None or isinstance(exc, _BusinessErrorRouted):
-            return  # a business error the model handles, whatever caused it
+            return None  # a business error the model handles, whatever caused it
         bad = _invalid_input(exc)
         if bad is None:
-            return
+            return None
         what, names = self.refusing
         for name, under in names.items():
             if bad.field == name or bad.field.startswith((f"{name}.", f"{name}[")):
                 field = under + bad.field[len(name) :]
-                raise ValidationFailed(
+                return ValidationFailed(
                     f"{what} was refused: {field} {bad.message}",
                     [{"field": field, "message": bad.message}],
-                ) from exc
-        # Otherwise it is about something else (a model property, a record): an incident.
+                )
+        return None  # about something else (a model property, a record): an incident
 
     def _record_step(self, task: Any) -> None:
         if task.task_spec.bpmn_id is not None:

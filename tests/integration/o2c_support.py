@@ -89,8 +89,13 @@ class O2CApi(ApiClient):
         return self.ok("GET", path, who="auditor")["items"]
 
     def outbox_events(self, instance_id: str) -> list[str]:
-        body = self.ok("GET", f"/outbox?instance_id={instance_id}", who="auditor")
-        return [item["event_type"] for item in body["items"]]
+        return [item["event_type"] for item in self._outbox(instance_id)]
+
+    def outbox_payloads(self, instance_id: str, event_type: str) -> list[dict[str, Any]]:
+        return [i["payload"] for i in self._outbox(instance_id) if i["event_type"] == event_type]
+
+    def _outbox(self, instance_id: str) -> list[dict[str, Any]]:
+        return self.ok("GET", f"/outbox?instance_id={instance_id}", who="auditor")["items"]
 
     def ship(self, order_no: str, lines: list[dict[str, Any]]) -> Any:
         return self.message("shipment_confirmed", order_no, {"ship_date": TODAY, "lines": lines})

@@ -291,25 +291,35 @@ def test_an_order_with_an_unusable_line_is_refused_and_no_instance_is_left(
     assert api.start("SO-BAD", "C1", [line()])["status"] == "running"
 
 
-def test_a_bad_payment_buffered_before_the_wait_is_an_incident_not_a_refused_shipment(
+def test_a_bad_payment_buffered_before_the_wait_goes_back_to_the_erp_and_the_order_waits_on(
     api: O2CApi,
 ) -> None:
     api.customer("C1")
     api.lot("L1")
     started = api.start("SO-EARLY", "C1", [line()])
-    early = api.message("payment_received", "SO-EARLY", {"amount": "lots"})
+    early = api.message("payment_received", "SO-EARLY", {"amount": "lots", "invoice_no": "X"})
     assert early.status_code == 202  # accepted for later: nobody waits for it yet
 
     shipped = api.ship("SO-EARLY", [{"line_no": 1, "qty": 2, "udis": [udi("L1", 1), udi("L1", 2)]}])
 
+    # The shipment is not refused for the payment's sake, and the payment is no incident.
     assert shipped.status_code == 200, shipped.json
     instance = api.instance(started["id"])
-    assert instance["status"] == "incident"
-    assert "payment_received.amount: must be a decimal string" in instance["incident"]["error"]
+    assert instance["status"] == "running" and instance["incident"] is None
+    assert _waits(api, started["id"]) == ["payment_received"]
+    assert "message_refused" in [e["type"] for e in instance["history"]]
     assert [e["kind"] for e in assert_balanced(api, "SO-EARLY")] == [
         "goods_issue",
         "customer_invoice",
     ]
+    [refused] = api.outbox_payloads(started["id"], "message.refused")
+    assert refused["name"] == "payment_received" and refused["payload"]["amount"] == "lots"
+    assert refused["errors"] == [{"field": "payload.amount", "message": "must be a decimal string"}]
+
+    paid = api.message(
+        "payment_received", "SO-EARLY", {"invoice_no": "INV-SO-EARLY", "amount": "2260.00"}
+    )
+    assert paid.json["instance_status"] == "completed"
 
 
 def test_cancellation_reverses_the_postings(api: O2CApi) -> None:
