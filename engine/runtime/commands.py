@@ -224,13 +224,13 @@ def _save(rt: Runtime, ex: Execution, incident: Incident | None) -> None:
         new_subscriptions = _save_once(ex, incident)
         if incident is not None or not new_subscriptions:
             break
+        buffered = _buffered_for(ex, new_subscriptions)
+        if buffered is None:
+            break
         # A savepoint, so that a buffered message whose payload turns out unusable can be
         # handed back without undoing the command that made the instance wait for it.
         savepoint = ex.uow.session.begin_nested()
-        buffered = _take_buffered(ex, new_subscriptions)
-        if buffered is None:
-            savepoint.commit()
-            break
+        ex.uow.session.delete(buffered)
         name = buffered.message_name
         ex.refusing = (f"message '{name}'", {name: "payload"})
         try:
@@ -319,7 +319,7 @@ def _number_events(ex: Execution) -> None:
             event.id = offset
 
 
-def _take_buffered(
+def _buffered_for(
     ex: Execution, subscriptions: list[MessageSubscription]
 ) -> BufferedMessage | None:
     statements = _BUFFERED if ex.uow.sqlite else _BUFFERED_LOCKED
@@ -328,7 +328,6 @@ def _take_buffered(
         params = {"name": sub.message_name, "key": sub.correlation_key, "now": ex.now}
         buffered = ex.uow.session.execute(stmt, params).scalar_one_or_none()
         if buffered is not None:
-            ex.uow.session.delete(buffered)
             return buffered
     return None
 
