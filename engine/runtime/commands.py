@@ -189,18 +189,23 @@ def _load(rt: Runtime, uow: UnitOfWork, instance_id: str, actor: Actor, skip_loc
             return None
         raise NotFound(f"no instance '{instance_id}'")
     definition = rt.catalog.loaded(uow, instance.definition_id)
-    workflow = load_state(instance.state, definition.spec, definition.subprocess_specs)
-    workflow.script_engine = make_script_engine()
     return Execution(
         uow=uow,
         instance=instance,
         definition=definition,
-        workflow=workflow,
+        workflow=_stored_workflow(instance, definition),
         services=rt.services,
         rules=rt.rules,
         actor=actor.user,
         now=rt.clock(),
     )
+
+
+def _stored_workflow(instance: Instance, definition: Any) -> BpmnWorkflow:
+    """The instance as it was last saved, ready to run (scripts in the sandbox)."""
+    workflow = load_state(instance.state, definition.spec, definition.subprocess_specs)
+    workflow.script_engine = make_script_engine()
+    return workflow
 
 
 def _variables(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -249,8 +254,7 @@ def _hand_back(ex: Execution, buffered: BufferedMessage, refused: ValidationFail
     """A buffered message the process cannot use: the instance goes back to waiting as it was
     saved, and the message goes back to the ERP (`message.refused`) with the fields to fix.
     It was accepted with a 202 long ago, so there is no request left to answer with a 422."""
-    ex.workflow = load_state(ex.instance.state, ex.definition.spec, ex.definition.subprocess_specs)
-    ex.workflow.script_engine = make_script_engine()
+    ex.workflow = _stored_workflow(ex.instance, ex.definition)
     ex.events = []
     buffered.expired_at = ex.now  # never caught again; kept for the auditor
     ex.record(
