@@ -78,14 +78,7 @@ def sweep_buffer(rt: Runtime, batch: int = 200) -> int:
                     idempotency_key=f"message-expired:{row.id}",
                     event_type="message.expired",
                     instance_id=None,
-                    payload={
-                        "name": row.message_name,
-                        "correlation_key": row.correlation_key,
-                        "message_id": row.message_id,
-                        "received_at": row.received_at.isoformat(),
-                        "expires_at": row.expires_at.isoformat(),
-                        "payload": row.payload,
-                    },
+                    payload=row.as_event(),
                     next_attempt_at=now,
                     created_at=now,
                 )

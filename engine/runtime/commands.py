@@ -236,18 +236,22 @@ def _save(rt: Runtime, ex: Execution, incident: Incident | None) -> None:
         # handed back without undoing the command that made the instance wait for it.
         savepoint = ex.uow.session.begin_nested()
         ex.uow.session.delete(buffered)
-        name = buffered.message_name
-        ex.refusing = (f"message '{name}'", {name: "payload"})
         try:
-            incident = _catch_message(ex, name, buffered.payload, buffered.message_id)
+            with _refusing_message(ex, buffered.message_name):
+                incident = _catch_message(
+                    ex, buffered.message_name, buffered.payload, buffered.message_id
+                )
         except ValidationFailed as refused:
             savepoint.rollback()
             _hand_back(ex, buffered, refused)
             incident = None
         else:
             savepoint.commit()
-        finally:
-            ex.refusing = None
+
+
+def _refusing_message(ex: Execution, name: str) -> Any:
+    """While message `name` is caught, a step that cannot use its payload refuses it."""
+    return ex.refusing_bad(f"message '{name}'", {name: "payload"})
 
 
 def _hand_back(ex: Execution, buffered: BufferedMessage, refused: ValidationFailed) -> None:
@@ -266,15 +270,7 @@ def _hand_back(ex: Execution, buffered: BufferedMessage, refused: ValidationFail
     )
     ex.emit(
         "message.refused",
-        {
-            "name": buffered.message_name,
-            "correlation_key": buffered.correlation_key,
-            "message_id": buffered.message_id,
-            "received_at": buffered.received_at.isoformat(),
-            "payload": buffered.payload,
-            "detail": refused.detail,
-            "errors": refused.errors,
-        },
+        {**buffered.as_event(), "detail": refused.detail, "errors": refused.errors},
         key=f"message-refused:{buffered.id}",
     )
 
@@ -535,13 +531,16 @@ def start_within(
             new=True,
         )
         ex.record("instance_started", None, business_key=business_key)
-        if refuse_bad_variables:
-            ex.refusing = (
+        refusing = (
+            ex.refusing_bad(
                 f"the start of '{definition.key}'",
                 {name: f"variables.{name}" for name in variables},
             )
-        incident = ex.run_steps()
-        ex.refusing = None
+            if refuse_bad_variables
+            else nullcontext()
+        )
+        with refusing:
+            incident = ex.run_steps()
         _save(rt, ex, incident)
         return Result(201, instance_summary(uow, instance, ex.projected))
 
@@ -644,11 +643,10 @@ def deliver_message(
                 result = Result(202, {"status": "buffered", "expires_at": expires.isoformat()})
             else:
                 ex = _load(rt, uow, sub.instance_id, actor)
-                ex.refusing = (f"message '{name}'", {name: "payload"})
-                incident = _catch_message(ex, name, payload, message_id)
-                # Buffered messages caught while saving were accepted earlier (202): a bad one
-                # of those can only become an incident.
-                ex.refusing = None
+                with _refusing_message(ex, name):
+                    incident = _catch_message(ex, name, payload, message_id)
+                # Buffered messages caught while saving were answered (202) long ago: a bad one
+                # goes back to the ERP as an event (_hand_back), not as this request's 422.
                 _save(rt, ex, incident)
                 result = Result(
                     200,

@@ -101,6 +101,15 @@ class Execution:
     # of leaving an incident, because `retry` would only read the same data again.
     refusing: tuple[str, dict[str, str]] | None = None
 
+    @contextmanager
+    def refusing_bad(self, what: str, names: dict[str, str]) -> Iterator[None]:
+        """Within: unusable data under `names` refuses `what` (see `refusing`)."""
+        self.refusing = (what, names)
+        try:
+            yield
+        finally:
+            self.refusing = None
+
     @property
     def elements(self) -> dict[str, dict[str, Any]]:
         return self.definition.elements

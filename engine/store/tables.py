@@ -255,6 +255,17 @@ class BufferedMessage(Base):
     # `message.expired` outbox event) and the auditor, instead of the message vanishing.
     expired_at: Mapped[datetime | None] = mapped_column(default=None)
 
+    def as_event(self) -> dict[str, Any]:
+        """The message as handed back to the ERP (`message.expired`, `message.refused`)."""
+        return {
+            "name": self.message_name,
+            "correlation_key": self.correlation_key,
+            "message_id": self.message_id,
+            "received_at": self.received_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "payload": self.payload,
+        }
+
 
 class InstanceEvent(Base):
     """Append-only history of one instance: what happened, where, and who did it."""
