@@ -46,17 +46,17 @@ from engine.runtime.projection import (
 from engine.runtime.state import dump_state, load_state, to_json_safe
 from engine.sandbox import make_script_engine
 from engine.services import ServiceRegistry
+from engine.store.history import append_history
 from engine.store.tables import (
     BufferedMessage,
     CorrelationAlias,
     HumanTask,
     IdempotencyRecord,
     Instance,
-    InstanceEvent,
     MessageSubscription,
     Timer,
 )
-from engine.store.uow import UnitOfWork, UnitOfWorkFactory, reserve_ids
+from engine.store.uow import UnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
 
@@ -298,25 +298,13 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
         subscriptions: list[MessageSubscription] = []
     else:
         subscriptions = sync_projections(ex)
-    _number_events(ex)
-    ex.uow.session.add_all(ex.events)
-    ex.events = []
     ex.uow.session.flush()
+    append_history(ex.uow.session, ex.events)
+    ex.events = []
     # Its projections are stored now: a buffered message caught next in this same command
     # must find (and, if the instance ends, delete) the subscription just written.
     ex.new = False
     return subscriptions
-
-
-def _number_events(ex: Execution) -> None:
-    """Give history rows their ids up front on SQLite, so they go in as one executemany
-    (dozens per command on a straight-through order) instead of one INSERT each."""
-    if len(ex.events) < 2:
-        return
-    first = reserve_ids(ex.uow.session, InstanceEvent, len(ex.events))
-    if first is not None:
-        for offset, event in enumerate(ex.events, start=first):
-            event.id = offset
 
 
 def _buffered_for(

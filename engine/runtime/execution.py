@@ -26,7 +26,7 @@ from engine.runtime.context import executing
 from engine.runtime.state import to_json_safe
 from engine.services import ServiceCall, ServiceRegistry
 from engine.store.audit import ENGINE_STEP
-from engine.store.tables import Instance, InstanceEvent, OutboxMessage
+from engine.store.tables import Instance, OutboxMessage
 from engine.store.uow import UnitOfWork
 
 
@@ -88,7 +88,8 @@ class Execution:
     rules: DecisionMaker
     actor: str | None
     now: datetime
-    events: list[InstanceEvent] = field(default_factory=list)
+    # History rows (engine/store/history.py), written when the command saves the instance.
+    events: list[dict[str, Any]] = field(default_factory=list)
     completed_task_ids: set[str] = field(default_factory=set)
     # A brand-new instance has no stored projections: skip the queries that would find none.
     new: bool = False
@@ -116,14 +117,14 @@ class Execution:
 
     def record(self, kind: str, element_id: str | None = None, **details: Any) -> None:
         self.events.append(
-            InstanceEvent(
-                instance_id=self.instance.id,
-                at=self.now,
-                type=kind,
-                element_id=element_id,
-                actor=self.actor,
-                details=to_json_safe(details),
-            )
+            {
+                "instance_id": self.instance.id,
+                "at": self.now,
+                "type": kind,
+                "element_id": element_id,
+                "actor": self.actor,
+                "details": to_json_safe(details),
+            }
         )
 
     def emit(self, event_type: str, payload: dict[str, Any], key: str) -> None:

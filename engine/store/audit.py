@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -299,49 +299,87 @@ class Change:
 ENGINE_STEP = "element_completed"
 
 
-def _instance_event_change(row: InstanceEvent) -> Change:
-    after = {"event_id": row.id, "element_id": row.element_id, "details": jsonable(row.details)}
-    return Change(row.type, "instance", row.instance_id, row.actor, None, after)
+def _field(row: Any) -> Callable[[str], Any]:
+    """Read a history row's column, from an ORM row or a mapping written with Core."""
+    return row.get if isinstance(row, dict) else lambda name: getattr(row, name)
 
 
-def _engine_steps_change(rows: list[InstanceEvent]) -> Change:
+def _instance_event_change(row: Any) -> Change:
+    get = _field(row)
+    after = {
+        "event_id": get("id"),
+        "element_id": get("element_id"),
+        "details": jsonable(get("details")),
+    }
+    return Change(get("type"), "instance", get("instance_id"), get("actor"), None, after)
+
+
+def _engine_steps_change(rows: list[Any]) -> Change:
     """One link for all the engine steps an instance took in one flush, in order.
 
     A straight-through order runs dozens of elements per command; a link (a hash and a row)
     for each doubled the writes of the history it points to. The link names every step and
     its history row, so the chain still covers each one.
     """
-    rows.sort(key=lambda row: row.id)
+    fields = [_field(row) for row in rows]
+    fields.sort(key=lambda get: get("id"))
+    first = fields[0]
     after = {
-        "event_ids": [row.id for row in rows],
-        "elements": [row.element_id for row in rows],
+        "event_ids": [get("id") for get in fields],
+        "elements": [get("element_id") for get in fields],
     }
-    return Change("elements_completed", "instance", rows[0].instance_id, rows[0].actor, None, after)
+    instance_id, actor = first("instance_id"), first("actor")
+    return Change("elements_completed", "instance", instance_id, actor, None, after)
+
+
+def _history_changes(rows: Iterable[Any]) -> list[Change | list[Any]]:
+    """The links of history rows, an instance's steps as one placed where its first step is."""
+    created: list[Change | list[Any]] = []
+    steps: dict[str, list[Any]] = {}
+    for row in rows:
+        get = _field(row)
+        if get("type") == ENGINE_STEP:
+            instance_id = get("instance_id")
+            if instance_id not in steps:
+                created.append(steps.setdefault(instance_id, []))
+            steps[instance_id].append(row)
+        else:
+            created.append(_instance_event_change(row))
+    return created
+
+
+def _pend(session: Session, changes: list[Change]) -> None:
+    # Tag each change with the savepoint it was written in, so rolling that savepoint back
+    # forgets exactly its changes and keeps those of the transaction around it.
+    savepoint = session.get_nested_transaction()
+    session.info.setdefault(PENDING, []).extend((savepoint, change) for change in changes)
+
+
+def note_history(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Chain the history rows a command inserted with Core (with their ids): the flush
+    hook below sees only ORM rows. Their links are the same as for ORM history rows."""
+    _pend(session, [_steps_or(c) for c in _history_changes(rows)])
+
+
+def _steps_or(change: Change | list[Any]) -> Change:
+    return _engine_steps_change(change) if isinstance(change, list) else change
 
 
 def _changes_in_flush(session: Session) -> list[Change]:
-    # An instance's steps are one link, placed where its first step was flushed.
-    created: list[Change | list[InstanceEvent]] = []
-    steps: dict[str, list[InstanceEvent]] = {}
+    history = [row for row in session.new if isinstance(row, InstanceEvent)]
+    created: list[Change | list[Any]] = _history_changes(history) if history else []
     for row in session.new:
         spec = spec_for(type(row))
-        if spec is None:
+        if spec is None or isinstance(row, InstanceEvent):
             continue
-        if isinstance(row, InstanceEvent):
-            if row.type == ENGINE_STEP:
-                if row.instance_id not in steps:
-                    created.append(steps.setdefault(row.instance_id, []))
-                steps[row.instance_id].append(row)
-            else:
-                created.append(_instance_event_change(row))
-        elif spec.created:
+        if spec.created:
             snapshot = _snapshot(row, spec)
             created.append(
                 Change(
                     spec.created, spec.entity, spec.entity_id(row), spec.actor(row), None, snapshot
                 )
             )
-    changes = [_engine_steps_change(c) if isinstance(c, list) else c for c in created]
+    changes = [_steps_or(c) for c in created]
     for row in session.dirty:
         spec = spec_for(type(row))
         if spec is None or spec.updated is None or not session.is_modified(row):
@@ -451,10 +489,7 @@ class AuditedSession(Session):
 def _note_changes(session: Session, _flush_context: Any) -> None:
     changes = _changes_in_flush(session)
     if changes:
-        # Tag each change with the savepoint it was flushed in, so rolling that savepoint back
-        # forgets exactly its changes and keeps those of the transaction around it.
-        savepoint = session.get_nested_transaction()
-        session.info.setdefault(PENDING, []).extend((savepoint, change) for change in changes)
+        _pend(session, changes)
 
 
 @event.listens_for(AuditedSession, "before_commit")
