@@ -47,6 +47,7 @@ from engine.runtime.state import dump_state, load_state, to_json_safe
 from engine.sandbox import make_script_engine
 from engine.services import ServiceRegistry
 from engine.store.history import append_history
+from engine.store.outbox import append_outbox
 from engine.store.tables import (
     BufferedMessage,
     CorrelationAlias,
@@ -259,7 +260,7 @@ def _hand_back(ex: Execution, buffered: BufferedMessage, refused: ValidationFail
     saved, and the message goes back to the ERP (`message.refused`) with the fields to fix.
     It was accepted with a 202 long ago, so there is no request left to answer with a 422."""
     ex.workflow = _stored_workflow(ex.instance, ex.definition)
-    ex.events = []
+    ex.events, ex.outbox = [], []
     buffered.expired_at = ex.now  # never caught again; kept for the auditor
     ex.record(
         "message_refused",
@@ -300,7 +301,8 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
         subscriptions = sync_projections(ex)
     ex.uow.session.flush()
     append_history(ex.uow.session, ex.events)
-    ex.events = []
+    append_outbox(ex.uow.session, ex.outbox)
+    ex.events, ex.outbox = [], []
     # Its projections are stored now: a buffered message caught next in this same command
     # must find (and, if the instance ends, delete) the subscription just written.
     ex.new = False

@@ -26,7 +26,8 @@ from engine.runtime.context import executing
 from engine.runtime.state import to_json_safe
 from engine.services import ServiceCall, ServiceRegistry
 from engine.store.audit import ENGINE_STEP
-from engine.store.tables import Instance, OutboxMessage
+from engine.store.outbox import outbox_row
+from engine.store.tables import Instance
 from engine.store.uow import UnitOfWork
 
 
@@ -90,6 +91,8 @@ class Execution:
     now: datetime
     # History rows (engine/store/history.py), written when the command saves the instance.
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Outbox rows queued by this command's steps, written with the history when it saves.
+    outbox: list[dict[str, Any]] = field(default_factory=list)
     completed_task_ids: set[str] = field(default_factory=set)
     # A brand-new instance has no stored projections: skip the queries that would find none.
     new: bool = False
@@ -128,16 +131,9 @@ class Execution:
         )
 
     def emit(self, event_type: str, payload: dict[str, Any], key: str) -> None:
-        self.uow.session.add(
-            OutboxMessage(
-                idempotency_key=f"{self.instance.id}:{key}",
-                event_type=event_type,
-                instance_id=self.instance.id,
-                payload=to_json_safe(payload),
-                next_attempt_at=self.now,
-                created_at=self.now,
-            )
-        )
+        """Queue a call to the outside; it is written with the instance (engine/store/outbox)."""
+        key, safe = f"{self.instance.id}:{key}", to_json_safe(payload)
+        self.outbox.append(outbox_row(key, event_type, self.instance.id, safe, self.now))
         self.record("outbox_queued", None, event_type=event_type)
 
     # Hooks called by the flowgate task specs -------------------------------------------
@@ -207,6 +203,8 @@ class Execution:
                 current["data"] = deepcopy(task.data)
                 current["internal"] = deepcopy(task.internal_data)
                 current["savepoint"] = self.uow.session.begin_nested()
+                # Queued rows are not in the savepoint yet: undoing the step drops its own.
+                current["outbox"] = len(self.outbox)
 
         def did_complete(task: Any) -> None:
             savepoint = current.pop("savepoint", None)
@@ -267,6 +265,8 @@ class Execution:
         savepoint = current.pop("savepoint", None)
         if savepoint is not None and savepoint.is_active:
             savepoint.rollback()
+        if "outbox" in current:
+            del self.outbox[current.pop("outbox") :]
 
     def _stop_before(self, current: dict[str, Any], exc: Exception) -> Incident:
         self._undo_savepoint(current)
