@@ -570,7 +570,9 @@ def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: A
             task.run()
             row.completed_by = actor.user
             inbox.close(uow.session, row, "completed", ex.now)
-            inbox.notify(uow.session, row, "task.completed", ex.now, completed_by=actor.user)
+            ex.outbox.append(
+                inbox.task_event(row, "task.completed", ex.now, completed_by=actor.user)
+            )
             ex.completed_task_ids.add(task_id)
             ex.record("task_completed", row.element_id, task_id=task_id, variables=sorted(values))
             incident = ex.run_steps()

@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 
 from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from engine.runtime.state import to_json_safe
+from engine.store.outbox import append_outbox, outbox_row
 from engine.store.tables import (
     DecisionRecord,
     Delegation,
     HumanTask,
     Instance,
     InstanceEvent,
-    OutboxMessage,
     TaskCandidate,
     TaskComment,
 )
@@ -123,18 +123,16 @@ def task_payload(row: HumanTask, **extra: Any) -> dict[str, Any]:
     )
 
 
+def task_event(row: HumanTask, event_type: str, now: datetime, **extra: Any) -> dict[str, Any]:
+    """A `task.*` outbox row; the key is unique because one task can be claimed twice."""
+    key = f"{row.instance_id}:{row.id}:{event_type}:{uuid.uuid4().hex[:12]}"
+    return outbox_row(key, event_type, row.instance_id, task_payload(row, **extra), now)
+
+
 def notify(session: Session, row: HumanTask, event_type: str, now: datetime, **extra: Any) -> None:
-    """Queue `task.*` for the webhooks; the key is unique because one task can be claimed twice."""
-    session.add(
-        OutboxMessage(
-            idempotency_key=f"{row.instance_id}:{row.id}:{event_type}:{uuid.uuid4().hex[:12]}",
-            event_type=event_type,
-            instance_id=row.instance_id,
-            payload=task_payload(row, **extra),
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    """Queue `task.*` for the webhooks at once (a claim, delegation or escalation; an engine
+    command queues its own with the instance's other rows)."""
+    append_outbox(session, [task_event(row, event_type, now, **extra)])
 
 
 def history(

@@ -166,7 +166,7 @@ def _sync_tasks(ex: Execution) -> list[HumanTask]:
             ]
         )
         ex.record("task_created", row.element_id, task_id=row.id, assignee=row.assignee)
-        inbox.notify(session, row, "task.created", ex.now)
+        ex.outbox.append(inbox.task_event(row, "task.created", ex.now))
         open_rows.append(row)
     return open_rows
 
