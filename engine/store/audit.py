@@ -50,7 +50,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, BigInteger, Index, String, event, insert, inspect, select, text
+from sqlalchemy import JSON, BigInteger, Index, String, event, insert, inspect, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.store.tables import (
@@ -451,34 +451,58 @@ _CHAIN_HEAD = (
 )
 
 
+_APPEND = insert(AuditEvent.__table__)
+# PostgreSQL: take the appenders' lock and read the head in one round trip. Sent as one simple
+# query, each statement gets its own snapshot (READ COMMITTED), so the head is read after the
+# lock is granted and includes whatever the appender before committed.
+_PG_LOCKED_HEAD = (
+    f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY}); "
+    "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+)
+
+
+def _chain_head(connection: Any) -> tuple[int, str]:
+    """The last link's seq and hash, under the appenders' lock; (0, GENESIS) for none."""
+    if connection.dialect.name == "postgresql":
+        with connection.connection.driver_connection.cursor() as cursor:
+            cursor.execute(_PG_LOCKED_HEAD)
+            cursor.nextset()
+            last = cursor.fetchone()
+    else:
+        last = connection.execute(_CHAIN_HEAD).first()
+    return (last[0], last[1]) if last is not None else (0, GENESIS)
+
+
 def _append(session: Session, changes: list[Change]) -> None:
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-    last = connection.execute(_CHAIN_HEAD).first()
-    seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS)
+    seq, prev = _chain_head(connection)
     who = AUDIT_CONTEXT.get()
+    # The same for every link of one commit: built once, not per link.
+    actor, via = (who.actor, who.via) if who else (None, None)
+    context = jsonable(who.details) if who else {}
     # Microseconds survive both SQLite text and PostgreSQL timestamptz, so the hash round-trips.
     now = datetime.now(UTC)
+    at = now.isoformat()
     rows = []
     for change in changes:
         seq += 1
-        row: dict[str, Any] = {
+        # Exactly link_content() of the stored row, so verify_chain recomputes the same hash.
+        content: dict[str, Any] = {
             "seq": seq,
-            "at": now,
-            "actor": (who.actor if who else None) or change.row_actor or "system",
-            "via": who.via if who else None,
+            "at": at,
+            "actor": actor or change.row_actor or "system",
+            "via": via,
             "action": change.action,
             "entity_type": change.entity_type,
             "entity_id": change.entity_id[:400],
             "before": change.before,
             "after": change.after,
-            "context": jsonable(who.details) if who else {},
+            "context": context,
             "prev_hash": prev,
         }
-        row["hash"] = prev = link_hash(row)
-        rows.append(row)
-    connection.execute(insert(AuditEvent), rows)
+        prev = hashlib.sha256(canonical(content)).hexdigest()
+        rows.append({**content, "at": now, "hash": prev})
+    connection.execute(_APPEND, rows)
 
 
 class AuditedSession(Session):
