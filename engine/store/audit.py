@@ -246,9 +246,18 @@ def spec_for(cls: type) -> TableSpec | None:
     return spec
 
 
+# A mapped class's recorded columns never change: worked out once per class, not per row and
+# flush (every command's flush records its instance, tasks and history).
+_COLUMNS: dict[type, list[str]] = {}
+
+
 def _columns(row: Any, spec: TableSpec) -> list[str]:
-    excluded = ALWAYS_EXCLUDED | spec.exclude
-    return [a.key for a in inspect(row).mapper.column_attrs if a.key not in excluded]
+    names = _COLUMNS.get(type(row))
+    if names is None:
+        excluded = ALWAYS_EXCLUDED | spec.exclude
+        names = [a.key for a in inspect(row).mapper.column_attrs if a.key not in excluded]
+        _COLUMNS[type(row)] = names
+    return names
 
 
 def _snapshot(row: Any, spec: TableSpec) -> dict[str, Any]:
