@@ -165,7 +165,9 @@ def over_http(server: Server, count: int, threads: int) -> tuple[Throughput, W3]
 # In process: the same requests through Flask's test client, no sockets -----------------------
 
 
-def in_process(tmp: Path, count: int, profile: bool) -> tuple[Throughput, str]:
+def in_process_client(tmp: Path) -> tuple[Any, Call]:
+    """The embedded container on its own SQLite file with the O2C model deployed, and a call
+    through Flask's test client as the ERP key; the caller closes the container."""
     from api.app import create_app
     from api.bootstrap import bootstrap, deploy_directory
     from api.settings import Settings
@@ -183,14 +185,24 @@ def in_process(tmp: Path, count: int, profile: bool) -> tuple[Throughput, str]:
     try:
         deploy_directory(container, tmp / "models")
         client = create_app(container=container).test_client()
-        headers = {"Authorization": f"Bearer {container.tokens.create_key('w3', ['erp_system'])}"}
+        key = container.tokens.create_key("w3", ["erp_system"])
+    except BaseException:
+        container.close()
+        raise
+    headers = {"Authorization": f"Bearer {key}"}
 
-        def call(method: str, path: str, body: Any) -> Any:
-            response = client.open(path, method=method, json=body, headers=headers)
-            if response.status_code >= 300:
-                raise RuntimeError(f"{method} {path}: {response.status_code} {response.json}")
-            return response.json
+    def call(method: str, path: str, body: Any) -> Any:
+        response = client.open(path, method=method, json=body, headers=headers)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.json}")
+        return response.json
 
+    return container, call
+
+
+def in_process(tmp: Path, count: int, profile: bool) -> tuple[Throughput, str]:
+    container, call = in_process_client(tmp)
+    try:
         seed(call)
         warm = W3("warm")
         for n in range(WARM_UP):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import shutil
 import sys
 import tempfile
 import time
@@ -54,25 +53,9 @@ def w2(tmp: Path) -> Callable[[int], None]:
 
 def o2c(tmp: Path) -> Callable[[int], None]:
     """Order to cash straight through: start, shipment, payment (W3's three commands)."""
-    from api.app import create_app
-    from api.bootstrap import bootstrap, deploy_directory
-    from api.settings import Settings
-    from bench.bench_o2c import MODEL, QUIET_UNLIMITED, W3, seed
+    from bench.bench_o2c import W3, in_process_client, seed
 
-    (tmp / "models").mkdir()
-    shutil.copy(MODEL, tmp / "models")
-    env = {"FLOWGATE_DATA_DIR": str(tmp), "FLOWGATE_SCHEDULER": "off", **QUIET_UNLIMITED}
-    container = bootstrap(Settings.from_env(env))
-    deploy_directory(container, tmp / "models")
-    client = create_app(container=container).test_client()
-    headers = {"Authorization": f"Bearer {container.tokens.create_key('w3', ['erp_system'])}"}
-
-    def call(method: str, path: str, body: object) -> object:
-        response = client.open(path, method=method, json=body, headers=headers)
-        if response.status_code >= 300:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.json}")
-        return response.json
-
+    _container, call = in_process_client(tmp)
     seed(call)
     work = W3("count")
     return lambda n: work(call, n)

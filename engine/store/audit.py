@@ -341,7 +341,7 @@ def _engine_steps_change(rows: list[Any]) -> Change:
     return Change("elements_completed", "instance", instance_id, actor, None, after)
 
 
-def _history_changes(rows: Iterable[Any]) -> list[Change | list[Any]]:
+def _history_changes(rows: Iterable[Any]) -> list[Change]:
     """The links of history rows, an instance's steps as one placed where its first step is."""
     created: list[Change | list[Any]] = []
     steps: dict[str, list[Any]] = {}
@@ -354,7 +354,7 @@ def _history_changes(rows: Iterable[Any]) -> list[Change | list[Any]]:
             steps[instance_id].append(row)
         else:
             created.append(_instance_event_change(row))
-    return created
+    return [_engine_steps_change(c) if isinstance(c, list) else c for c in created]
 
 
 def _pend(session: Session, changes: list[Change]) -> None:
@@ -367,28 +367,22 @@ def _pend(session: Session, changes: list[Change]) -> None:
 def note_history(session: Session, rows: list[dict[str, Any]]) -> None:
     """Chain the history rows a command inserted with Core (with their ids): the flush
     hook below sees only ORM rows. Their links are the same as for ORM history rows."""
-    _pend(session, [_steps_or(c) for c in _history_changes(rows)])
-
-
-def _steps_or(change: Change | list[Any]) -> Change:
-    return _engine_steps_change(change) if isinstance(change, list) else change
+    _pend(session, _history_changes(rows))
 
 
 def _changes_in_flush(session: Session) -> list[Change]:
-    history = [row for row in session.new if isinstance(row, InstanceEvent)]
-    created: list[Change | list[Any]] = _history_changes(history) if history else []
+    changes = _history_changes(row for row in session.new if isinstance(row, InstanceEvent))
     for row in session.new:
         spec = spec_for(type(row))
         if spec is None or isinstance(row, InstanceEvent):
             continue
         if spec.created:
             snapshot = _snapshot(row, spec)
-            created.append(
+            changes.append(
                 Change(
                     spec.created, spec.entity, spec.entity_id(row), spec.actor(row), None, snapshot
                 )
             )
-    changes = [_steps_or(c) for c in created]
     for row in session.dirty:
         spec = spec_for(type(row))
         if spec is None or spec.updated is None or not session.is_modified(row):
