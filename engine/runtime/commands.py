@@ -47,6 +47,7 @@ from engine.runtime.state import dump_state, load_state, to_json_safe
 from engine.sandbox import make_script_engine
 from engine.services import ServiceRegistry
 from engine.store.history import append_history
+from engine.store.instances import save_instance
 from engine.store.outbox import append_outbox
 from engine.store.tables import (
     BufferedMessage,
@@ -278,22 +279,21 @@ def _hand_back(ex: Execution, buffered: BufferedMessage, refused: ValidationFail
 
 def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscription]:
     instance, workflow = ex.instance, ex.workflow
+    values: dict[str, Any] = {}
     if instance.status == "cancelled":
         pass
+    elif ex.cancelled:
+        values.update(status="cancelled", ended_at=ex.now)
     elif incident is not None:
-        instance.status = "incident"
-        instance.incident = incident.as_dict(ex.now)
+        values.update(status="incident", incident=incident.as_dict(ex.now))
     elif workflow.is_completed():
-        instance.status = "completed"
-        instance.incident = None
-        instance.ended_at = ex.now
+        values.update(status="completed", incident=None, ended_at=ex.now)
         ex.record("instance_completed")
     else:
-        instance.status = "running"
-        instance.incident = None
-    instance.state = dump_state(workflow)
-    instance.variables = _variables(workflow)
-    instance.updated_at = ex.now
+        values.update(status="running", incident=None)
+    values.update(state=dump_state(workflow), variables=_variables(workflow), updated_at=ex.now)
+    # Before the projections: their rows refer to the instance's.
+    save_instance(ex.uow.session, instance, values)
     if instance.status in ("completed", "cancelled"):
         clear_projections(ex)
         subscriptions: list[MessageSubscription] = []
@@ -505,10 +505,8 @@ def start_within(
             created_at=rt.clock(),
             updated_at=rt.clock(),
         )
-        # Not flushed here: its first flush inserts it with its state, in one statement instead of
-        # an INSERT and an UPDATE (and one audit link instead of two); the rows that refer to it
-        # go in after it (their `instance` relationships order the flush).
-        uow.session.add(instance)
+        # Not added to the session: the save inserts it with its state, in one statement
+        # instead of an INSERT and an UPDATE (and one audit link instead of two).
         ex = Execution(
             uow,
             instance,
@@ -682,8 +680,8 @@ def fire_timer(rt: Runtime, timer_id: int) -> bool:
             with executing(ex):
                 ex.workflow.refresh_timers()
             incident = ex.run_steps()
-            _save(rt, ex, incident)
             try:
+                _save(rt, ex, incident)
                 uow.commit()
             except StaleDataError:
                 return False
@@ -699,8 +697,7 @@ def cancel(rt: Runtime, instance_id: str, reason: str, actor: Actor) -> Result:
             if ex.instance.status in ("completed", "cancelled"):
                 raise Conflict(f"instance {instance_id} is already {ex.instance.status}")
             ex.workflow.cancel()
-            ex.instance.status = "cancelled"
-            ex.instance.ended_at = ex.now
+            ex.cancelled = True
             ex.record("instance_cancelled", None, reason=reason)
             _save(rt, ex, None)
             result = Result(200, instance_summary(uow, ex.instance, ex.projected))

@@ -96,6 +96,8 @@ class Execution:
     completed_task_ids: set[str] = field(default_factory=set)
     # A brand-new instance has no stored projections: skip the queries that would find none.
     new: bool = False
+    # Set by `cancel`: the next save writes the instance as cancelled.
+    cancelled: bool = False
     # What the projections hold after the last sync, so the answer needs no second query.
     projected: dict[str, list[Any]] | None = None
     # While a message is delivered or an instance started: what is being done, and the names

@@ -279,19 +279,22 @@ def _diff(row: Any, spec: TableSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     state = inspect(row)
     for name in _columns(row, spec):
         history = state.attrs[name].history
-        if not history.added:
-            continue
-        old = jsonable(history.deleted[0]) if history.deleted else None
-        new = jsonable(history.added[0])
-        if old == new:
-            continue
-        if isinstance(old, dict) and isinstance(new, dict):
-            keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-            before[name] = {k: old[k] for k in keys if k in old}
-            after[name] = {k: new[k] for k in keys if k in new}
-        else:
-            before[name], after[name] = old, new
+        if history.added:
+            old = history.deleted[0] if history.deleted else None
+            _compare(name, old, history.added[0], before, after)
     return before, after
+
+
+def _compare(name: str, old: Any, new: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+    old, new = jsonable(old), jsonable(new)
+    if old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        before[name] = {k: old[k] for k in keys if k in old}
+        after[name] = {k: new[k] for k in keys if k in new}
+    else:
+        before[name], after[name] = old, new
 
 
 @dataclass
@@ -370,6 +373,46 @@ def note_history(session: Session, rows: list[dict[str, Any]]) -> None:
     _pend(session, _history_changes(rows))
 
 
+def _created(row: Any, spec: TableSpec) -> Change:
+    snapshot = _snapshot(row, spec)
+    return Change(spec.created, spec.entity, spec.entity_id(row), spec.actor(row), None, snapshot)
+
+
+def _updated(
+    row: Any, spec: TableSpec, before: dict[str, Any], after: dict[str, Any]
+) -> Change | None:
+    if not after or set(after) <= spec.ignore_updates_of:
+        return None
+    action = spec.updated
+    if isinstance(row, ApiKey) and after.get("revoked_at") and not before.get("revoked_at"):
+        action = "api_key_revoked"
+    return Change(action, spec.entity, spec.entity_id(row), spec.actor(row), before, after)
+
+
+def note_created(session: Session, row: Any) -> None:
+    """Chain a row inserted by a plain statement (the flush hook below never sees it), with
+    the link a flushed insert gets."""
+    spec = spec_for(type(row))
+    if spec is not None and spec.created:
+        _pend(session, [_created(row, spec)])
+
+
+def note_changed(session: Session, row: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Chain a row updated by a plain statement from `old` to `new` (the columns written),
+    with the link a flushed update gets."""
+    spec = spec_for(type(row))
+    if spec is None or spec.updated is None:
+        return
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for name in _columns(row, spec):
+        if name in new:
+            _compare(name, old.get(name), new[name], before, after)
+    change = _updated(row, spec, before, after)
+    if change is not None:
+        _pend(session, [change])
+
+
 def _changes_in_flush(session: Session) -> list[Change]:
     changes = _history_changes(row for row in session.new if isinstance(row, InstanceEvent))
     for row in session.new:
@@ -377,25 +420,14 @@ def _changes_in_flush(session: Session) -> list[Change]:
         if spec is None or isinstance(row, InstanceEvent):
             continue
         if spec.created:
-            snapshot = _snapshot(row, spec)
-            changes.append(
-                Change(
-                    spec.created, spec.entity, spec.entity_id(row), spec.actor(row), None, snapshot
-                )
-            )
+            changes.append(_created(row, spec))
     for row in session.dirty:
         spec = spec_for(type(row))
         if spec is None or spec.updated is None or not session.is_modified(row):
             continue
-        before, after = _diff(row, spec)
-        if not after or set(after) <= spec.ignore_updates_of:
-            continue
-        action = spec.updated
-        if isinstance(row, ApiKey) and after.get("revoked_at") and not before.get("revoked_at"):
-            action = "api_key_revoked"
-        changes.append(
-            Change(action, spec.entity, spec.entity_id(row), spec.actor(row), before, after)
-        )
+        change = _updated(row, spec, *_diff(row, spec))
+        if change is not None:
+            changes.append(change)
     for row in session.deleted:
         spec = spec_for(type(row))
         if spec is None or spec.deleted is None:
