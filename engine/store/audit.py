@@ -478,22 +478,14 @@ def link_hash(row: Any) -> str:
     return hashlib.sha256(canonical(link_content(row))).hexdigest()
 
 
-# Read by every command: built once, from the table's plain columns (see engine/runtime/commands).
-_CHAIN_HEAD = (
-    select(AuditEvent.__table__.c.seq, AuditEvent.__table__.c.hash)
-    .order_by(AuditEvent.__table__.c.seq.desc())
-    .limit(1)
-)
-
+# Read by every command, so sent straight to the driver (nothing to compile, bind or type).
+_HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
 
 _APPEND = insert(AuditEvent.__table__)
 # PostgreSQL: take the appenders' lock and read the head in one round trip. Sent as one simple
 # query, each statement gets its own snapshot (READ COMMITTED), so the head is read after the
 # lock is granted and includes whatever the appender before committed.
-_PG_LOCKED_HEAD = (
-    f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY}); "
-    "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
-)
+_PG_LOCKED_HEAD = f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY}); {_HEAD}"
 
 
 def _chain_head(connection: Any) -> tuple[int, str]:
@@ -504,7 +496,7 @@ def _chain_head(connection: Any) -> tuple[int, str]:
             cursor.nextset()
             last = cursor.fetchone()
     else:
-        last = connection.execute(_CHAIN_HEAD).first()
+        last = connection.connection.driver_connection.execute(_HEAD).fetchone()
     return (last[0], last[1]) if last is not None else (0, GENESIS)
 
 

@@ -41,13 +41,15 @@ def save_instance(session: Session, instance: Instance, values: dict[str, Any]) 
     """Write `values` to the instance's row: INSERT the first time (the row object has not
     been added to the session), else UPDATE under its optimistic lock."""
     if instance not in session:
-        for name, value in values.items():
+        row = {name: getattr(instance, name) for name in _COLUMNS}
+        row.update(values, lock_version=instance.lock_version or 1)
+        session.connection().execute(_INSERT, row)
+        # Every column set, so that none is left expired (each would be read back on first
+        # use); then persistent as if just loaded: later reads in this command find it in the
+        # identity map, rows added later that refer to it flush after it, and it is never
+        # flushed itself.
+        for name, value in row.items():
             setattr(instance, name, value)
-        if instance.lock_version is None:
-            instance.lock_version = 1
-        session.execute(_INSERT, {name: getattr(instance, name) for name in _COLUMNS})
-        # Persistent as if just loaded: later reads in this command find it in the identity
-        # map, rows added later that refer to it flush after it, and it is never flushed.
         make_transient_to_detached(instance)
         session.add(instance)
         note_created(session, instance)
@@ -58,7 +60,7 @@ def save_instance(session: Session, instance: Instance, values: dict[str, Any]) 
         statement = _UPDATES[names] = _update(names)
     version = instance.lock_version
     params = {**values, "lock_version": version + 1, "_id": instance.id, "_version": version}
-    if session.execute(statement, params).rowcount != 1:
+    if session.connection().execute(statement, params).rowcount != 1:
         raise StaleDataError(f"instance {instance.id} was changed by another command")
     before = {name: getattr(instance, name) for name in values}
     for name, value in values.items():
