@@ -14,6 +14,11 @@ from typing import Any
 
 from domain.errors import InvalidInput
 
+# Beyond these a value is a typo or an attack, and would overflow on the way into the
+# database (Decimal's 28 digits at the cent, PostgreSQL's 32-bit integers): refused by name.
+MAX_AMOUNT = Decimal("1e15")
+MAX_INT = 2**31 - 1
+
 
 def decimal_at(value: Any, field: str) -> Decimal:
     # Floats are refused: money arrives as a decimal string (STYLE: money is Decimal).
@@ -25,6 +30,8 @@ def decimal_at(value: Any, field: str) -> Decimal:
         raise InvalidInput(field, "must be a decimal string") from None
     if not number.is_finite():
         raise InvalidInput(field, "must be a finite decimal")
+    if abs(number) >= MAX_AMOUNT:
+        raise InvalidInput(field, f"must be less than {MAX_AMOUNT:,.0f} in size")
     return number
 
 
@@ -41,14 +48,19 @@ def int_at(value: Any, field: str) -> int:
     if isinstance(value, bool | float):
         raise InvalidInput(field, "must be a whole number")
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise InvalidInput(field, "must be a whole number") from None
+    if abs(number) > MAX_INT:
+        raise InvalidInput(field, f"must be at most {MAX_INT} in size")
+    return number
 
 
 def positive_int_at(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidInput(field, "must be a positive integer")
+    if value > MAX_INT:
+        raise InvalidInput(field, f"must be at most {MAX_INT}")
     return value
 
 
@@ -56,6 +68,15 @@ def text_at(payload: dict[str, Any], name: str, field: str) -> str:
     value = payload.get(name)
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(field, "is required")
+    return value
+
+
+def optional_text_at(payload: dict[str, Any], name: str, field: str, limit: int) -> str | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInput(field, f"must be text of at most {limit} characters")
     return value
 
 

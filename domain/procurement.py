@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
-from domain.fields import decimal_at, positive_int_at
+from domain.fields import decimal_at, int_at, optional_text_at, positive_int_at
 from domain.records import DomainBase
 from domain.types import BigId, utcnow
 
@@ -281,8 +281,8 @@ def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list
         lines.append(
             RequisitionLine(
                 line_no=positive_int_at(item.get("line_no"), f"{where}.line_no"),
-                sku=item.get("sku"),
-                gtin=item.get("gtin"),
+                sku=optional_text_at(item, "sku", f"{where}.sku", 64),
+                gtin=optional_text_at(item, "gtin", f"{where}.gtin", 14),
                 qty=positive_int_at(item.get("qty"), f"{where}.qty"),
                 unit_price=price,
                 tax_rate=decimal_at(item.get("tax_rate", "0"), f"{where}.tax_rate"),
@@ -302,15 +302,41 @@ def validate_requisition(payload: Any) -> list[RequisitionLine]:
             raise ProcurementError(f"requisition.{name}", "is required")
     if len(payload["req_no"]) > 60:  # "PO-" + the number must fit a PO number
         raise ProcurementError("requisition.req_no", "must be at most 60 characters")
+    optional_text_at(payload, "cost_center", "requisition.cost_center", 64)
+    optional_text_at(payload, "po_no", "requisition.po_no", 64)
+    if payload.get("min_shelf_life_days") is not None:
+        days = int_at(payload["min_shelf_life_days"], "requisition.min_shelf_life_days")
+        if not 0 <= days <= 36_500:
+            raise ProcurementError("requisition.min_shelf_life_days", "must be 0 to 36500 days")
     return parse_requisition_lines(payload.get("lines"))
+
+
+def check_requisition(
+    session: Session, payload: Any, instance_id: str
+) -> tuple[Requisition | None, list[RequisitionLine]]:
+    """The requisition's lines and its stored row (the same instance's, on a retry), or
+    ProcurementError naming the field: bad data, or a number another process already has."""
+    lines = validate_requisition(payload)
+    existing = session.get(Requisition, payload["req_no"])
+    if existing is not None and existing.instance_id != instance_id:
+        # A second process for one requisition would issue (and pay) its PO twice.
+        raise ProcurementError(
+            "requisition.req_no", f"is already being processed by instance {existing.instance_id}"
+        )
+    po_no = payload.get("po_no")
+    taken = session.get(PurchaseOrder, po_no) if po_no and existing is None else None
+    if taken is not None:
+        raise ProcurementError(
+            "requisition.po_no", f"is already the PO of requisition {taken.req_no}"
+        )
+    return existing, lines
 
 
 def register_requisition(
     session: Session, payload: Any, *, instance_id: str, now: datetime
 ) -> tuple[Requisition, list[RequisitionLine]]:
-    """Store the requisition the ERP sent; the same number again returns the stored one."""
-    lines = validate_requisition(payload)
-    existing = session.get(Requisition, payload["req_no"])
+    """Store the requisition the ERP sent; the same instance again returns the stored one."""
+    existing, lines = check_requisition(session, payload, instance_id)
     if existing is not None:
         return existing, lines
     row = Requisition(
@@ -375,6 +401,10 @@ def issue_purchase_order(
     now: datetime,
 ) -> PurchaseOrder:
     existing = session.get(PurchaseOrder, po_no)
+    if existing is not None and existing.req_no != requisition.req_no:
+        raise ProcurementError(
+            "requisition.po_no", f"is already the PO of requisition {existing.req_no}"
+        )
     if existing is not None:
         return existing
     po = PurchaseOrder(

@@ -210,7 +210,9 @@ def validate_order_lines(lines: Any, prefix: str) -> None:
         positive_int_at(line.get("qty"), f"{where}.qty")
         if decimal_at(line.get("unit_price"), f"{where}.unit_price") < 0:
             raise InvalidInput(f"{where}.unit_price", "must not be negative")
-        decimal_at(line.get("tax_rate", "0"), f"{where}.tax_rate")
+        if not 0 <= decimal_at(line.get("tax_rate", "0"), f"{where}.tax_rate") < 1:
+            # A fraction ("0.13"); a negative rate made a negative order that sailed through.
+            raise InvalidInput(f"{where}.tax_rate", "must be a fraction from 0 up to 1")
         if line.get("lot") is not None and not isinstance(line["lot"], str):
             raise InvalidInput(f"{where}.lot", "must be a string")
 

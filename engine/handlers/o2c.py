@@ -171,6 +171,12 @@ class O2C:
     def register_order(self, call: ServiceCall) -> dict[str, Any]:
         order = call.variables.pop("order", None)
         sales.validate_order(order)
+        taken = call.session.get(sales.SalesOrder, order["order_no"])
+        if taken is not None and taken.instance_id not in (None, call.instance_id):
+            # A second process for one order would ship, invoice and post it twice.
+            raise InvalidInput(
+                "order.order_no", f"is already being processed by instance {taken.instance_id}"
+            )
         customer = get_customer(call.session, order["customer_id"])
         row = sales.save_order(call.session, order, call.instance_id)
         if row.currency != customer.currency:
@@ -702,7 +708,15 @@ class O2C:
     def payment(self, call: ServiceCall) -> dict[str, Any]:
         v = call.variables
         message = v.get("payment_received") or {}
-        invoice_no = message.get("invoice_no") or v["invoice_no"]
+        invoice_no = v["invoice_no"]
+        # The message is routed by order; an invoice number it names must be that order's, or
+        # the payment would settle another customer's receivable.
+        named = message.get("invoice_no")
+        if named not in (None, "", invoice_no):
+            raise InvalidInput(
+                "payment_received.invoice_no",
+                f"is not the invoice of order {v['order_no']} ({invoice_no})",
+            )
         amount = decimal_at(message.get("amount"), "payment_received.amount")
         if amount <= 0:
             raise InvalidInput("payment_received.amount", "must be more than zero")

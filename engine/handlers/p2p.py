@@ -158,7 +158,7 @@ def refuse_invalid_requisition(call: ServiceCall) -> dict[str, Any]:
     """Tell the ERP which field made the requisition unusable."""
     payload = call.variables.get("requisition")
     try:
-        p2p.validate_requisition(payload)
+        p2p.check_requisition(call.session, payload, call.instance_id)
         field, reason = "requisition", "invalid"
     except InvalidInput as exc:
         field, reason = exc.field, exc.message

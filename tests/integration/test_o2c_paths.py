@@ -262,12 +262,68 @@ def test_a_payment_with_an_unreadable_amount_is_refused_and_the_order_keeps_wait
     assert paid.json["instance_status"] == "completed"
 
 
+def test_an_order_already_in_process_cannot_be_started_again(api: O2CApi) -> None:
+    first = shipped_order(api, "SO-ONCE")
+    order = {"order_no": "SO-ONCE", "customer_id": "C1", "currency": "CNY"}
+    order |= {"order_date": "2026-11-23", "lines": [line()]}
+
+    again = api.call(
+        "POST",
+        "/processes/order_to_cash/instances",
+        json={"business_key": "SO-ONCE", "variables": {"order": order}},
+        headers={"Idempotency-Key": "start-SO-ONCE-again"},
+    )
+
+    assert again.status_code == 422, again.json
+    assert again.json["errors"] == [
+        {
+            "field": "variables.order.order_no",
+            "message": f"is already being processed by instance {first}",
+        }
+    ]
+    listed = api.ok("GET", "/instances?business_key=SO-ONCE")
+    assert [i["id"] for i in listed["items"]] == [first]
+
+
+def test_a_payment_naming_another_invoice_is_refused_and_settles_nothing(api: O2CApi) -> None:
+    instance_id = shipped_order(api, "SO-MINE")
+    other = {"document_no": "AR-OTHER", "customer_id": "C1", "amount": "9000.00"}
+    other |= {"doc_date": "2026-11-01", "due_date": "2026-12-01"}
+    api.ok("POST", "/receivables", json=other)
+
+    refused = api.message(
+        "payment_received", "SO-MINE", {"invoice_no": "AR-OTHER", "amount": "100.00"}
+    )
+
+    assert refused.status_code == 422, refused.json
+    assert refused.json["errors"][0]["field"] == "payload.invoice_no"
+    assert "INV-SO-MINE" in refused.json["errors"][0]["message"]
+    assert _waits(api, instance_id) == ["payment_received"]
+    credit = api.ok("GET", "/customers/C1/credit")
+    assert credit["exposure"]["open_receivables"] == "11260.00", credit  # 9,000 + 2,260 open
+    paid = api.message(
+        "payment_received", "SO-MINE", {"invoice_no": "INV-SO-MINE", "amount": "2260.00"}
+    )
+    assert paid.json["instance_status"] == "completed"
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
         ({"unit_price": 1000.5}, "variables.order.lines[0].unit_price", "must be a decimal string"),
         ({"qty": 0}, "variables.order.lines[0].qty", "must be a positive integer"),
         ({"gtin": ""}, "variables.order.lines[0].gtin", "is required"),
+        (
+            {"tax_rate": "-0.05"},
+            "variables.order.lines[0].tax_rate",
+            "must be a fraction from 0 up to 1",
+        ),
+        ({"qty": 10**20}, "variables.order.lines[0].qty", "must be at most 2147483647"),
+        (
+            {"unit_price": "1E+25"},
+            "variables.order.lines[0].unit_price",
+            "must be less than 1,000,000,000,000,000 in size",
+        ),
     ],
 )
 def test_an_order_with_an_unusable_line_is_refused_and_no_instance_is_left(

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from domain.inventory import fefo_lots
-from tests.integration.p2p_support import P2PApi, make_api
+from tests.integration.p2p_support import SUPPLIER, P2PApi, make_api
 
 LONG_DATED = date(2028, 12, 31)
 
@@ -411,6 +411,61 @@ def test_unusable_requisition_is_refused_naming_the_field_not_left_as_an_inciden
         {"field": "requisition.lines[0].qty", "message": "must be a positive integer"}
     ]
     assert api.decided() == [] and api.journal() == []
+
+
+def _refusal_errors(api: P2PApi, req_no: str, lines: list[dict], **requisition) -> list[dict]:
+    """Start a requisition through the ERP hook; the errors its refusal sent back."""
+    body = {"req_no": req_no, "requester": "peter", "supplier_id": SUPPLIER, "currency": "CNY"}
+    body |= {"lines": lines, **requisition}
+    started = api.ok(
+        "POST",
+        "/processes/procure_to_pay/instances",
+        json={"business_key": req_no, "variables": {"requisition": body}},
+        headers={"Idempotency-Key": f"again-{req_no}-{len(str(requisition))}"},
+    )
+    api.instance_id = started["id"]
+    [rejected] = api.payloads("requisition.rejected")
+    return rejected["errors"]
+
+
+PR_LINE = {"line_no": 1, "sku": "SKU-1", "qty": 10, "unit_price": "35.00"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"sku": ["x"]}, "requisition.lines[0].sku"),
+        ({"qty": 10**20}, "requisition.lines[0].qty"),
+        ({"unit_price": "1E+25"}, "requisition.lines[0].unit_price"),
+    ],
+)
+def test_a_requisition_line_out_of_range_is_refused_naming_it(api, change, field):
+    errors = _refusal_errors(api, "PR-RANGE", [{**PR_LINE, **change}])
+
+    assert [e["field"] for e in errors] == [field]
+    assert api.journal() == []
+
+
+def test_a_second_requisition_cannot_take_another_requisitions_po_number(api):
+    api.start("PR-FIRST", [PR_LINE])
+    first_po = api.po_no
+
+    errors = _refusal_errors(api, "PR-SECOND", [PR_LINE], po_no=first_po)
+
+    assert errors == [
+        {"field": "requisition.po_no", "message": "is already the PO of requisition PR-FIRST"}
+    ]
+    waiting = api.ok("GET", f"/purchase-orders/{first_po}")
+    assert waiting["req_no"] == "PR-FIRST"
+
+
+def test_the_same_requisition_started_twice_is_refused_the_second_time(api):
+    api.start("PR-TWICE", [PR_LINE])
+
+    errors = _refusal_errors(api, "PR-TWICE", [PR_LINE])
+
+    assert errors[0]["field"] == "requisition.req_no"
+    assert "already being processed" in errors[0]["message"]
 
 
 def refused(api: P2PApi, name: str, payload: dict) -> list[dict]:
