@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from lxml import etree
@@ -12,6 +13,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.definitions.camunda import BPMN_NS, NS, expression_body, read_elements
+from engine.definitions.durations import parse_duration
 from engine.definitions.parser import FlowgateParser, UnsafeDocument, parse_xml
 from engine.errors import InvalidDefinition
 from engine.sandbox import check_source
@@ -115,7 +117,24 @@ def _check_elements(
             if body is not None:
                 for message in check_source(body, "eval"):
                     errors.append(_error(element_id, f"{attr} expression refused: {message}"))
+        due = info.get("due_date")
+        if due and expression_body(due) is None:
+            problem = _literal_due_date_problem(due)
+            if problem:
+                errors.append(_error(element_id, f"camunda:dueDate {due!r}: {problem}"))
     return errors
+
+
+def _literal_due_date_problem(text: str) -> str | None:
+    """Why a literal `camunda:dueDate` (an ISO duration or datetime) could never be used."""
+    try:
+        if text.strip().upper().startswith("P"):
+            parse_duration(text.strip())
+        else:
+            datetime.fromisoformat(text.strip())
+    except Exception as exc:  # SpiffWorkflow raises a bare Exception for a bad duration
+        return str(exc) or "not an ISO 8601 duration or datetime"
+    return None
 
 
 def load_parser(

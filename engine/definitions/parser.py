@@ -10,6 +10,7 @@ from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import BusinessRuleTaskParser, CamundaTaskParser
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
+from engine.definitions import durations  # noqa: F401  (bounds every duration Spiff parses)
 from engine.definitions.task_specs import ExternalServiceTask, RulesetTask
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"

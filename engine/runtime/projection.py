@@ -18,6 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, delete, select
 
 from engine.definitions.camunda import expression_body, split_list
+from engine.definitions.durations import parse_duration
 from engine.escalation import first_check_at, sla_business_days
 from engine.runtime import inbox
 from engine.runtime.execution import Execution
@@ -42,7 +43,7 @@ def due_at(value: str | None, data: dict[str, Any], now: datetime) -> datetime |
         return resolved if resolved.tzinfo else resolved.replace(tzinfo=now.tzinfo)
     text = str(resolved)
     if text.upper().startswith("P"):
-        parsed = TimerEventDefinition.parse_iso_duration(text)
+        parsed = parse_duration(text)
         return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
     return TimerEventDefinition.get_datetime(text)
 
@@ -77,7 +78,13 @@ def new_human_task(ex: Execution, task: Any) -> HumanTask:
     data = task.data
     assignee, groups, users = _assignment(ex, element_id, info, data)
     properties = info.get("properties", {})
-    due = due_at(info.get("due_date"), data, ex.now)
+    try:
+        due = due_at(info.get("due_date"), data, ex.now)
+    except Exception as exc:
+        # As for an assignment: a due date that cannot be worked out (a bad or century-long
+        # duration from a variable) leaves the task without one, and the history says why.
+        ex.record("task_due_date_failed", element_id, error=f"{type(exc).__name__}: {exc}")
+        due = None
     sla = sla_business_days(properties, ex.now, due)
     return HumanTask(
         id=str(task.id),

@@ -44,6 +44,8 @@ def test_identical_content_keeps_its_version_and_a_change_makes_the_next(rt, app
         (b'paid = payment_received["amount"]', b"exec('import os')", "book"),
         (b"amount &gt; 1000", b"__import__('os').getcwd()", "f_big"),
         (b'camunda:topic="demo.lookup"', b'camunda:topic="no.such.topic"', "lookup"),
+        (b'camunda:dueDate="P2D"', b'camunda:dueDate="P99999999Y"', "approve_order"),
+        (b'camunda:dueDate="P2D"', b'camunda:dueDate="garbage"', "approve_order"),
     ],
 )
 def test_hostile_model_is_refused_and_nothing_is_stored(rt, approval_bpmn, replace, by, element):
@@ -68,3 +70,34 @@ def test_runaway_script_becomes_an_incident_not_a_hung_server(rt, approval_bpmn)
         incident = uow.session.get(Instance, body["id"]).incident
     assert incident["element_id"] == "book"
     assert "limit" in incident["error"].lower() or "steps" in incident["error"].lower()
+
+
+def test_a_century_long_timer_from_a_variable_is_an_incident_at_once(rt, approval_bpmn):
+    # SpiffWorkflow adds a duration month by month: unbounded, this start held the write lock
+    # for 12 s (and P99999999Y for about 20 minutes), stalling every other command.
+    deploy(rt, approval_bpmn)
+    body = commands.start(
+        rt, "approval", "SO-4", {"amount": 5000, "approval_timeout": "P999999Y"}, ERP
+    ).body
+    assert body["status"] == "incident"
+    assert "longer than 100 years" in body["incident"]["error"]
+
+
+def test_a_due_date_variable_that_cannot_be_used_leaves_the_task_without_one(rt, approval_bpmn):
+    deploy(rt, approval_bpmn.replace(b'camunda:dueDate="P2D"', b'camunda:dueDate="${due}"'))
+    variables = {"amount": 5000, "approval_timeout": "P1D", "due": "P99999999Y"}
+    body = commands.start(rt, "approval", "SO-5", variables, ERP).body
+    assert body["status"] == "running"
+    [task] = body["active_tasks"]
+    with rt.uow(write=False) as uow:
+        from engine.store.tables import HumanTask, InstanceEvent
+
+        assert uow.session.get(HumanTask, task["id"]).due_at is None
+
+        failed = uow.session.execute(
+            select(InstanceEvent.element_id, InstanceEvent.details).where(
+                InstanceEvent.type == "task_due_date_failed"
+            )
+        ).all()
+    assert [element for element, _ in failed] == ["approve_order"]
+    assert "longer than 100 years" in failed[0][1]["error"]

@@ -353,7 +353,9 @@ def test_a_bad_payment_buffered_before_the_wait_goes_back_to_the_erp_and_the_ord
     api.customer("C1")
     api.lot("L1")
     started = api.start("SO-EARLY", "C1", [line()])
-    early = api.message("payment_received", "SO-EARLY", {"amount": "lots", "invoice_no": "X"})
+    early = api.message(
+        "payment_received", "SO-EARLY", {"amount": "lots", "invoice_no": "INV-SO-EARLY"}
+    )
     assert early.status_code == 202  # accepted for later: nobody waits for it yet
 
     shipped = api.ship("SO-EARLY", [{"line_no": 1, "qty": 2, "udis": [udi("L1", 1), udi("L1", 2)]}])

@@ -1,0 +1,40 @@
+"""ISO 8601 durations, bounded before SpiffWorkflow turns them into dates.
+
+SpiffWorkflow adds a duration's months one calendar month at a time, so `P99999999Y` in a
+model or a process variable was 1.2 billion loop turns inside a command, holding SQLite's only
+write lock (every other command and the scheduler waited behind it). Every duration it parses,
+for timer events and for `camunda:dueDate`, goes through `parse_duration` instead, which refuses
+anything longer than a century.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+MAX_YEARS = 100
+# Per unit, the most a duration within MAX_YEARS can hold.
+_LIMITS = {
+    "years": MAX_YEARS,
+    "months": MAX_YEARS * 12,
+    "weeks": MAX_YEARS * 53,
+    "days": MAX_YEARS * 366,
+    "hours": MAX_YEARS * 366 * 24,
+    "minutes": MAX_YEARS * 366 * 24 * 60,
+    "seconds": MAX_YEARS * 366 * 24 * 3600,
+}
+_spiff_parse = TimerEventDefinition.parse_iso_duration
+
+
+def parse_duration(expression: str) -> dict[str, Any]:
+    """SpiffWorkflow's parse of `expression`, or ValueError when it is longer than a century."""
+    parsed = _spiff_parse(expression)
+    months = parsed.get("years", 0) * 12 + parsed.get("months", 0)
+    if months > _LIMITS["months"] or any(parsed.get(k, 0) > v for k, v in _LIMITS.items()):
+        raise ValueError(f"duration {expression!r} is longer than {MAX_YEARS} years")
+    return parsed
+
+
+# SpiffWorkflow calls the parser through the class, so this covers its timer events too.
+TimerEventDefinition.parse_iso_duration = staticmethod(parse_duration)
