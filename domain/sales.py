@@ -24,6 +24,7 @@ from domain.errors import InvalidInput
 from domain.fields import date_at, decimal_at, positive_int_at, text_at
 from domain.records import DomainBase
 from domain.types import BigId, utcnow
+from rules.udi import is_valid_gtin
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -206,7 +207,11 @@ def validate_order_lines(lines: Any, prefix: str) -> None:
         if number in seen:
             raise InvalidInput(f"{where}.line_no", f"line {number} appears twice")
         seen.add(number)
-        text_at(line, "gtin", f"{where}.gtin")
+        if not is_valid_gtin(text_at(line, "gtin", f"{where}.gtin")):
+            # Caught here, not at the shipment check, where it became an incident.
+            raise InvalidInput(
+                f"{where}.gtin", "must be a GTIN-8, 12, 13 or 14 with its check digit"
+            )
         positive_int_at(line.get("qty"), f"{where}.qty")
         if decimal_at(line.get("unit_price"), f"{where}.unit_price") < 0:
             raise InvalidInput(f"{where}.unit_price", "must not be negative")
@@ -215,6 +220,31 @@ def validate_order_lines(lines: Any, prefix: str) -> None:
             raise InvalidInput(f"{where}.tax_rate", "must be a fraction from 0 up to 1")
         if line.get("lot") is not None and not isinstance(line["lot"], str):
             raise InvalidInput(f"{where}.lot", "must be a string")
+
+
+def validate_shipment(message: Any, name: str = "shipment_confirmed") -> None:
+    """The ERP's shipment confirmation, readable before it is matched against the order; a
+    shipment that reads but differs from the order (a short line, a wrong UDI) is a hold."""
+    if not isinstance(message, dict):
+        raise InvalidInput(name, "must be an object with lines")
+    lines = message.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise InvalidInput(f"{name}.lines", "must be a non-empty list of lines")
+    seen: set[int] = set()
+    for index, line in enumerate(lines):
+        where = f"{name}.lines[{index}]"
+        if not isinstance(line, dict):
+            raise InvalidInput(where, "must be an object")
+        number = positive_int_at(line.get("line_no"), f"{where}.line_no")
+        if number in seen:
+            raise InvalidInput(f"{where}.line_no", f"line {number} appears twice")
+        seen.add(number)
+        positive_int_at(line.get("qty"), f"{where}.qty")
+        udis = line.get("udis")
+        if udis is not None and not (
+            isinstance(udis, list) and all(isinstance(u, str) and 0 < len(u) <= 200 for u in udis)
+        ):
+            raise InvalidInput(f"{where}.udis", "must be a list of UDI strings")
 
 
 def validate_order(order: Any, name: str = "order") -> None:

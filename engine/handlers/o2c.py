@@ -534,6 +534,7 @@ class O2C:
         """Every shipped UDI must parse and agree with its released line and the lot master."""
         v = call.variables
         message = v.get("shipment_confirmed") or {}
+        sales.validate_shipment(message)
         order = sales.get_order(call.session, v["order_no"])
         customer = get_customer(call.session, order.customer_id)
         by_no = {int(line["line_no"]): line for line in order.lines}

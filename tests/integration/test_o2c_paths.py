@@ -236,6 +236,56 @@ def shipped_order(api: O2CApi, order_no: str) -> str:
     return started["id"]
 
 
+@pytest.mark.parametrize(
+    ("lines", "field", "message"),
+    [
+        ("x", "payload.lines", "must be a non-empty list of lines"),
+        ([None], "payload.lines[0]", "must be an object"),
+        ([{"line_no": "x", "qty": 2}], "payload.lines[0].line_no", "must be a positive integer"),
+        ([{"line_no": 1, "qty": None}], "payload.lines[0].qty", "must be a positive integer"),
+        (
+            [{"line_no": 1, "qty": 2, "udis": 123}],
+            "payload.lines[0].udis",
+            "must be a list of UDI strings",
+        ),
+    ],
+)
+def test_an_unreadable_shipment_is_refused_and_the_order_keeps_waiting(
+    api: O2CApi, lines: object, field: str, message: str
+) -> None:
+    api.customer("C1")
+    api.lot("L1")
+    started = api.start("SO-SHIP", "C1", [line()])
+
+    refused = api.ship("SO-SHIP", lines)  # type: ignore[arg-type]
+
+    assert refused.status_code == 422, refused.json
+    assert refused.json["errors"] == [{"field": field, "message": message}]
+    instance = api.instance(started["id"])
+    assert instance["status"] == "running" and instance["incident"] is None
+    assert _waits(api, started["id"]) == ["shipment_confirmed"]
+    shipped = api.ship("SO-SHIP", [{"line_no": 1, "qty": 2, "udis": [udi("L1", 1), udi("L1", 2)]}])
+    assert shipped.status_code == 200 and _waits(api, started["id"]) == ["payment_received"]
+
+
+def test_an_unreadable_shipment_sent_early_goes_back_to_the_erp_and_the_order_waits(
+    api: O2CApi,
+) -> None:
+    api.customer("C1")
+    api.lot("L1")
+    early = api.message("shipment_confirmed", "SO-SOON", {"lines": "garbage"})
+    assert early.status_code == 202
+
+    started = api.start("SO-SOON", "C1", [line()])
+
+    assert started["status"] == "running" and started.get("incident") is None
+    assert _waits(api, started["id"]) == ["shipment_confirmed"]
+    [refused] = api.outbox_payloads(started["id"], "message.refused")
+    assert refused["errors"] == [
+        {"field": "payload.lines", "message": "must be a non-empty list of lines"}
+    ]
+
+
 def test_a_payment_with_an_unreadable_amount_is_refused_and_the_order_keeps_waiting(
     api: O2CApi,
 ) -> None:
@@ -313,6 +363,11 @@ def test_a_payment_naming_another_invoice_is_refused_and_settles_nothing(api: O2
         ({"unit_price": 1000.5}, "variables.order.lines[0].unit_price", "must be a decimal string"),
         ({"qty": 0}, "variables.order.lines[0].qty", "must be a positive integer"),
         ({"gtin": ""}, "variables.order.lines[0].gtin", "is required"),
+        (
+            {"gtin": "06901234567893"},
+            "variables.order.lines[0].gtin",
+            "must be a GTIN-8, 12, 13 or 14 with its check digit",
+        ),
         (
             {"tax_rate": "-0.05"},
             "variables.order.lines[0].tax_rate",
