@@ -520,10 +520,7 @@ def start_within(
         )
         ex.record("instance_started", None, business_key=business_key)
         refusing = (
-            ex.refusing_bad(
-                f"the start of '{definition.key}'",
-                {name: f"variables.{name}" for name in variables},
-            )
+            ex.refusing_bad(f"the start of '{definition.key}'", {"": "variables"})
             if refuse_bad_variables
             else nullcontext()
         )

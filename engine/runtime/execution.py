@@ -101,8 +101,8 @@ class Execution:
     # What the projections hold after the last sync, so the answer needs no second query.
     projected: dict[str, list[Any]] | None = None
     # While a message is delivered or an instance started: what is being done, and the names
-    # the sender's data has in the process (the message, each start variable) with the field
-    # each is under in the request (`payload`, `variables.order`). A handler that finds that
+    # the sender's data has in the process (the message; "" for any name, at a start) with the
+    # field each is under in the request (`payload`, `variables`). A handler that finds that
     # data unusable (InvalidInput naming a field under one of them) refuses the request instead
     # of leaving an incident, because `retry` would only read the same data again.
     refusing: tuple[str, dict[str, str]] | None = None
@@ -251,12 +251,18 @@ class Execution:
             return None
         what, names = self.refusing
         for name, under in names.items():
-            if bad.field == name or bad.field.startswith((f"{name}.", f"{name}[")):
+            if not name:
+                # Any field: at a start, what the sender sent is all the data there is, so even
+                # a variable it left out (`order`) is its to fix.
+                field = f"{under}.{bad.field}"
+            elif bad.field == name or bad.field.startswith((f"{name}.", f"{name}[")):
                 field = under + bad.field[len(name) :]
-                return ValidationFailed(
-                    f"{what} was refused: {field} {bad.message}",
-                    [{"field": field, "message": bad.message}],
-                )
+            else:
+                continue
+            return ValidationFailed(
+                f"{what} was refused: {field} {bad.message}",
+                [{"field": field, "message": bad.message}],
+            )
         return None  # about something else (a model property, a record): an incident
 
     def _record_step(self, task: Any) -> None:

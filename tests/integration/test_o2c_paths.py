@@ -335,6 +335,19 @@ def test_an_order_already_in_process_cannot_be_started_again(api: O2CApi) -> Non
     assert [i["id"] for i in listed["items"]] == [first]
 
 
+def test_an_order_start_without_the_order_is_refused_and_leaves_no_instance(api: O2CApi) -> None:
+    refused = api.call(
+        "POST",
+        "/processes/order_to_cash/instances",
+        json={"business_key": "SO-NONE", "variables": {}},
+        headers={"Idempotency-Key": "start-SO-NONE"},
+    )
+
+    assert refused.status_code == 422, refused.json
+    assert [e["field"] for e in refused.json["errors"]] == ["variables.order"]
+    assert api.ok("GET", "/instances?business_key=SO-NONE")["items"] == []
+
+
 def test_a_payment_naming_another_invoice_is_refused_and_settles_nothing(api: O2CApi) -> None:
     instance_id = shipped_order(api, "SO-MINE")
     other = {"document_no": "AR-OTHER", "customer_id": "C1", "amount": "9000.00"}
