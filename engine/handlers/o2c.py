@@ -721,6 +721,14 @@ class O2C:
         amount = decimal_at(message.get("amount"), "payment_received.amount")
         if amount <= 0:
             raise InvalidInput("payment_received.amount", "must be more than zero")
+        if amount != amount.quantize(sales.CENT):
+            raise InvalidInput("payment_received.amount", "must be in whole cents")
+        open_amount = sales.get_receivable(call.session, invoice_no).open_amount
+        if amount > open_amount:
+            # An overpayment is the ERP's to book (a credit to the customer), not this order's.
+            raise InvalidInput(
+                "payment_received.amount", f"exceeds the open amount {open_amount} of {invoice_no}"
+            )
         paid_on = date_at(message.get("paid_on"), "payment_received.paid_on", call.now.date())
         payment, new = sales.apply_payment(
             call.session,

@@ -348,6 +348,28 @@ def test_an_order_start_without_the_order_is_refused_and_leaves_no_instance(api:
     assert api.ok("GET", "/instances?business_key=SO-NONE")["items"] == []
 
 
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("2260.01", "exceeds the open amount 2260.00 of INV-SO-OVER"),
+        ("100.001", "must be in whole cents"),
+    ],
+)
+def test_a_payment_the_invoice_cannot_take_is_refused_and_the_order_keeps_waiting(
+    api: O2CApi, amount: str, message: str
+) -> None:
+    instance_id = shipped_order(api, "SO-OVER")
+
+    refused = api.message(
+        "payment_received", "SO-OVER", {"invoice_no": "INV-SO-OVER", "amount": amount}
+    )
+
+    assert refused.status_code == 422, refused.json
+    assert refused.json["errors"] == [{"field": "payload.amount", "message": message}]
+    assert _waits(api, instance_id) == ["payment_received"]
+    assert api.instance(instance_id)["incident"] is None
+
+
 def test_a_payment_naming_another_invoice_is_refused_and_settles_nothing(api: O2CApi) -> None:
     instance_id = shipped_order(api, "SO-MINE")
     other = {"document_no": "AR-OTHER", "customer_id": "C1", "amount": "9000.00"}
