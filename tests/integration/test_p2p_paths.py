@@ -437,6 +437,8 @@ PR_LINE = {"line_no": 1, "sku": "SKU-1", "qty": 10, "unit_price": "35.00"}
         ({"sku": ["x"]}, "requisition.lines[0].sku"),
         ({"qty": 10**20}, "requisition.lines[0].qty"),
         ({"unit_price": "1E+25"}, "requisition.lines[0].unit_price"),
+        ({"gtin": "06901234567893"}, "requisition.lines[0].gtin"),
+        ({"tax_rate": "-5"}, "requisition.lines[0].tax_rate"),
     ],
 )
 def test_a_requisition_line_out_of_range_is_refused_naming_it(api, change, field):
