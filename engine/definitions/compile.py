@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,7 @@ from engine.definitions.camunda import BPMN_NS, NS, expression_body, read_elemen
 from engine.definitions.durations import parse_duration
 from engine.definitions.parser import FlowgateParser, UnsafeDocument, parse_xml
 from engine.errors import InvalidDefinition
+from engine.runtime.forms import constraint_problems
 from engine.sandbox import check_source
 
 GATEWAYS = {"exclusiveGateway", "inclusiveGateway", "complexGateway", "eventBasedGateway"}
@@ -117,12 +119,18 @@ def _check_elements(
             if body is not None:
                 for message in check_source(body, "eval"):
                     errors.append(_error(element_id, f"{attr} expression refused: {message}"))
+        for form_field in info.get("form") or []:
+            for problem in constraint_problems(form_field):
+                errors.append(_error(element_id, f"form field '{form_field['id']}' {problem}"))
         due = info.get("due_date")
         if due and expression_body(due) is None:
             problem = _literal_due_date_problem(due)
             if problem:
                 errors.append(_error(element_id, f"camunda:dueDate {due!r}: {problem}"))
     return errors
+
+
+_PROCESS_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}")
 
 
 def _literal_due_date_problem(text: str) -> str | None:
@@ -188,6 +196,12 @@ def compile_definition(
     ]
     if not process_ids:
         errors.append(_error(None, "no executable process"))
+    for process_id in process_ids:
+        # The id is the process key in every URL (/processes/{key}/instances).
+        if not _PROCESS_KEY.fullmatch(process_id or ""):
+            errors.append(
+                _error(process_id, "process id must be a letter or _ then letters, digits, _ . -")
+            )
     specs: dict[str, tuple[Any, dict[str, Any]]] = {}
     if not errors:
         for process_id in process_ids:

@@ -97,6 +97,29 @@ def _length(field: dict[str, Any], name: str) -> int:
         raise FieldError(f"has an invalid '{name}' constraint in the model: {raw!r}") from None
 
 
+def constraint_problems(field: dict[str, Any]) -> list[str]:
+    """What is wrong with a form field's constraints as modelled, checked at deploy, so that no
+    task is published that no value could ever complete."""
+    problems = []
+    for name in ("min", "max", "minlength", "maxlength"):
+        if name not in (field.get("constraints") or {}):
+            continue
+        try:
+            bound = _bound(field, name) if name in ("min", "max") else _length(field, name)
+        except FieldError as exc:
+            problems.append(str(exc))
+            continue
+        if name.endswith("length") and bound < 0:
+            problems.append(f"has a negative '{name}' constraint: {bound}")
+    pattern = (field.get("constraints") or {}).get("pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error:
+            problems.append(f"has an invalid 'pattern' constraint in the model: {pattern!r}")
+    return problems
+
+
 def _check_constraints(field: dict[str, Any], value: Any) -> None:
     rules = field.get("constraints") or {}
     comparable = isinstance(value, int | Decimal | date) and not isinstance(value, bool)

@@ -46,6 +46,9 @@ def test_identical_content_keeps_its_version_and_a_change_makes_the_next(rt, app
         (b'camunda:topic="demo.lookup"', b'camunda:topic="no.such.topic"', "lookup"),
         (b'camunda:dueDate="P2D"', b'camunda:dueDate="P99999999Y"', "approve_order"),
         (b'camunda:dueDate="P2D"', b'camunda:dueDate="garbage"', "approve_order"),
+        (b'name="maxlength" config="200"', b'name="maxlength" config="-1"', "approve_order"),
+        (b'name="maxlength" config="200"', b'name="maxlength" config="abc"', "approve_order"),
+        (b'id="approval"', b'id="a b/c"', "a b/c"),
     ],
 )
 def test_hostile_model_is_refused_and_nothing_is_stored(rt, approval_bpmn, replace, by, element):
