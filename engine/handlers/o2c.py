@@ -554,7 +554,8 @@ class O2C:
             udis = [str(u) for u in confirmed.get("udis") or []]
             if int(confirmed.get("qty", 0)) != int(line["qty"]):
                 problems.append(f"line {line_no}: shipped {confirmed.get('qty')} of {line['qty']}")
-            if udis and len(udis) != int(line["qty"]):
+            # Every shipped unit is traced by its UDI (DOMAIN §2): none is a mismatch too.
+            if len(udis) != int(line["qty"]):
                 problems.append(f"line {line_no}: {len(udis)} UDIs for {line['qty']} units")
             lot = get_lot(call.session, line["gtin"], line["lot"])
             if lot is None:

@@ -227,6 +227,21 @@ def test_udi_check_digit_error_is_held_until_corrected_data_arrives(api: O2CApi)
     assert_balanced(api, "SO-9")
 
 
+@pytest.mark.parametrize("udis", [None, []])
+def test_a_shipment_without_its_udis_is_held_until_they_arrive(api: O2CApi, udis) -> None:
+    api.customer("C1")
+    api.lot("L1")
+    started = api.start("SO-NOUDI", "C1", [line()])
+
+    held = api.ship("SO-NOUDI", [{"line_no": 1, "qty": 2, "udis": udis}])
+
+    assert held.status_code == 200
+    assert _waits(api, started["id"]) == ["shipment_confirmed"]
+    assert api.entries("SO-NOUDI") == []
+    _ship_ok(api, "SO-NOUDI")
+    assert _waits(api, started["id"]) == ["payment_received"]
+
+
 def shipped_order(api: O2CApi, order_no: str) -> str:
     api.customer("C1")
     api.lot("L1")
