@@ -128,6 +128,14 @@ def n_eyes_guard(execution: Any, row: Any, user: str, task_data: dict[str, Any])
         raise Forbidden(f"{user} already approved this hold; N-eyes needs a different approver")
 
 
+def _same_order(message: dict[str, Any], order_no: str, name: str) -> None:
+    """A message is routed by its correlation key; an order number in it that names another
+    order means the ERP sent it to the wrong process."""
+    named = message.get("order_no")
+    if named not in (None, "", order_no):
+        raise InvalidInput(f"{name}.order_no", f"is not this order ({order_no})")
+
+
 @dataclass
 class O2C:
     """The handlers, wired with the rules service and the account map (composition root)."""
@@ -535,6 +543,7 @@ class O2C:
         v = call.variables
         message = v.get("shipment_confirmed") or {}
         sales.validate_shipment(message)
+        _same_order(message, v["order_no"], "shipment_confirmed")
         order = sales.get_order(call.session, v["order_no"])
         customer = get_customer(call.session, order.customer_id)
         by_no = {int(line["line_no"]): line for line in order.lines}
@@ -710,6 +719,7 @@ class O2C:
     def payment(self, call: ServiceCall) -> dict[str, Any]:
         v = call.variables
         message = v.get("payment_received") or {}
+        _same_order(message, v["order_no"], "payment_received")
         invoice_no = v["invoice_no"]
         # The message is routed by order; an invoice number it names must be that order's, or
         # the payment would settle another customer's receivable.

@@ -272,7 +272,11 @@ def test_an_unreadable_shipment_is_refused_and_the_order_keeps_waiting(
     api.lot("L1")
     started = api.start("SO-SHIP", "C1", [line()])
 
-    refused = api.ship("SO-SHIP", lines)  # type: ignore[arg-type]
+    if isinstance(lines, dict):  # not the lines: the rest of the payload is wrong
+        payload = {"ship_date": "2026-11-23", "lines": [{"line_no": 1, "qty": 2}], **lines}
+        refused = api.message("shipment_confirmed", "SO-SHIP", payload)
+    else:
+        refused = api.ship("SO-SHIP", lines)  # type: ignore[arg-type]
 
     assert refused.status_code == 422, refused.json
     assert refused.json["errors"] == [{"field": field, "message": message}]
