@@ -41,6 +41,7 @@ from engine.runtime.projection import (
     EVENT_SUBPROCESS_PREFIX,
     clear_projections,
     event_subprocess_starts,
+    stored_kinds,
     sync_projections,
 )
 from engine.runtime.state import dump_state, load_state, to_json_safe
@@ -191,15 +192,17 @@ def _load(rt: Runtime, uow: UnitOfWork, instance_id: str, actor: Actor, skip_loc
             return None
         raise NotFound(f"no instance '{instance_id}'")
     definition = rt.catalog.loaded(uow, instance.definition_id)
+    workflow = _stored_workflow(instance, definition)
     return Execution(
         uow=uow,
         instance=instance,
         definition=definition,
-        workflow=_stored_workflow(instance, definition),
+        workflow=workflow,
         services=rt.services,
         rules=rt.rules,
         actor=actor.user,
         now=rt.clock(),
+        stored_kinds=stored_kinds(workflow),
     )
 
 
@@ -305,7 +308,7 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
     ex.events, ex.outbox = [], []
     # Its projections are stored now: a buffered message caught next in this same command
     # must find (and, if the instance ends, delete) the subscription just written.
-    ex.new = False
+    ex.new, ex.stored_kinds = False, None
     return subscriptions
 
 

@@ -96,6 +96,9 @@ class Execution:
     completed_task_ids: set[str] = field(default_factory=set)
     # A brand-new instance has no stored projections: skip the queries that would find none.
     new: bool = False
+    # The projections the loaded state has rows of (projection.stored_kinds); None: unknown,
+    # read them all (once the command has saved, its own rows may differ).
+    stored_kinds: frozenset[str] | None = None
     # Set by `cancel`: the next save writes the instance as cancelled.
     cancelled: bool = False
     # What the projections hold after the last sync, so the answer needs no second query.

@@ -123,14 +123,39 @@ _DROP_SUBSCRIPTIONS = delete(MessageSubscription.__table__).where(
 )
 
 
-def _stored(ex: Execution, statement: Any) -> list[Any]:
+def stored_kinds(workflow: Any) -> frozenset[str]:
+    """The projections an instance saved in this state has rows of.
+
+    Rows are written only from the saved state, in the same transaction, so a kind the state
+    holds nothing of has no rows, and the command need not read its table (on PostgreSQL, a
+    round trip each).
+    """
+    kinds = set()
+    if any(
+        t.task_spec.manual and t.task_spec.bpmn_id
+        for t in workflow.get_tasks(state=TaskState.READY)
+    ):
+        kinds.add("tasks")
+    for task in workflow.event_manager.tasks.values():
+        if task.state == TaskState.WAITING:
+            definition = task.task_spec.event_definition
+            if isinstance(definition, TimerEventDefinition):
+                kinds.add("timers")
+            elif isinstance(definition, MessageEventDefinition):
+                kinds.add("subscriptions")
+    if event_subprocess_starts(workflow):
+        kinds.add("subscriptions")
+    return frozenset(kinds)
+
+
+def _stored(ex: Execution, statement: Any, kind: str) -> list[Any]:
     """An instance's projection rows as this command has left them so far.
 
     Read without flushing first, so that a command's changes go out in one flush at its end
     (each flush costs a unit-of-work set-up and an audit pass). Rows it deleted are left out;
     new projection rows are only ever added after this read, by the sync functions below.
     """
-    if ex.new:
+    if ex.new or (ex.stored_kinds is not None and kind not in ex.stored_kinds):
         return []
     session = ex.uow.session
     with session.no_autoflush:
@@ -147,7 +172,7 @@ def _sync_tasks(ex: Execution) -> list[HumanTask]:
         if t.task_spec.manual and t.task_spec.bpmn_id
     }
     # A task this command closed is still open in the table until the flush.
-    stored = {row.id: row for row in _stored(ex, _OPEN_TASKS) if row.status == "open"}
+    stored = {row.id: row for row in _stored(ex, _OPEN_TASKS, "tasks") if row.status == "open"}
     open_rows = [row for task_id, row in stored.items() if task_id in ready]
     for task_id, row in stored.items():
         if task_id in ready:
@@ -199,7 +224,7 @@ def _sync_timers(ex: Execution, waiting: list[Any]) -> list[Timer]:
             due = _timer_due(task)
             if due is not None:
                 wanted[str(task.id)] = (task.task_spec.bpmn_id or task.task_spec.name, due)
-    stored = {row.task_id: row for row in _stored(ex, _TIMERS)}
+    stored = {row.task_id: row for row in _stored(ex, _TIMERS, "timers")}
     kept = []
     for task_id, row in stored.items():
         if task_id not in wanted:
@@ -275,7 +300,7 @@ def _sync_subscriptions(
             name,
             _start_key(ex, element_id),
         )
-    stored = {row.task_id: row for row in _stored(ex, _SUBSCRIPTIONS)}
+    stored = {row.task_id: row for row in _stored(ex, _SUBSCRIPTIONS, "subscriptions")}
     kept = []
     for task_id, row in stored.items():
         if task_id in wanted:
@@ -322,5 +347,6 @@ def clear_projections(ex: Execution) -> None:
     if any(isinstance(row, (Timer, MessageSubscription)) for row in queued):
         session.flush()  # a change queued for a row deleted below would find it gone
     connection = session.connection()
-    for statement in (_DROP_TIMERS, _DROP_SUBSCRIPTIONS):
-        connection.execute(statement, {"iid": ex.instance.id})
+    for kind, statement in (("timers", _DROP_TIMERS), ("subscriptions", _DROP_SUBSCRIPTIONS)):
+        if ex.stored_kinds is None or kind in ex.stored_kinds:
+            connection.execute(statement, {"iid": ex.instance.id})
