@@ -27,6 +27,8 @@ def _moment(name: str, end: bool) -> datetime | None:
     try:
         if len(raw) == 10:
             day = date.fromisoformat(raw)
+            if end and day == date.max:
+                return datetime.combine(day, time.max, UTC)  # there is no next day to start
             return datetime.combine(day + timedelta(days=1 if end else 0), time(), UTC)
         moment = datetime.fromisoformat(raw)
     except ValueError:

@@ -22,6 +22,7 @@ from domain.customers import (
     get_customer,
     upsert_customer,
 )
+from domain.fields import MAX_AMOUNT, MAX_INT
 from engine.errors import NotFound
 from engine.handlers.o2c import gather_credit
 
@@ -47,6 +48,9 @@ def money_field(body: dict[str, Any], name: str, required: bool = True) -> Decim
         amount = Decimal(str(value))
     except InvalidOperation:
         raise _bad(name, 'must be a decimal string, e.g. "1200.00"') from None
+    if amount.is_finite() and abs(amount) >= MAX_AMOUNT:
+        # Past Decimal's 28 digits at the cent the check below could not even be made.
+        raise _bad(name, f"must be less than {MAX_AMOUNT:,.0f}")
     if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
         raise _bad(name, "must be a non-negative amount with at most two decimals")
     return amount
@@ -66,10 +70,14 @@ def date_field(body: dict[str, Any], name: str, required: bool = True) -> date |
         raise _bad(name, "must be an ISO date (YYYY-MM-DD)") from None
 
 
-def int_field(body: dict[str, Any], name: str, required: bool = False) -> int | None:
+def int_field(
+    body: dict[str, Any], name: str, required: bool = False, most: int = MAX_INT
+) -> int | None:
     value = field(body, name, int, required=required)
     if value is not None and value < 0:
         raise _bad(name, "must not be negative")
+    if value is not None and value > most:
+        raise _bad(name, f"must be at most {most}")
     return value
 
 
@@ -81,9 +89,14 @@ def _customer_values(body: dict[str, Any]) -> dict[str, Any]:
             raise _bad("currency", "must be an ISO 4217 code")
         values["currency"] = currency.upper()
     values["credit_limit"] = money_field(body, "credit_limit")
-    for name in ("payment_terms_days", "min_shelf_life_days", "score"):
+    # Days are bounded to ten years: a due date a billion days out overflowed at invoicing.
+    # Terms are required once given (null would blank a required column); a null minimum
+    # shelf life falls back to the default.
+    for name, required in (("payment_terms_days", True), ("min_shelf_life_days", False)):
         if name in body:
-            values[name] = int_field(body, name)
+            values[name] = int_field(body, name, required=required, most=3650)
+    if "score" in body:
+        values["score"] = int_field(body, "score")
     if "blocked" in body:
         values["blocked"] = field(body, "blocked", bool)
     for name in ("license_expires_on", "next_review_on"):

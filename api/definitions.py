@@ -57,7 +57,7 @@ def validate():
     return {"valid": True, "process_ids": compiled.process_ids, "checksum": compiled.checksum}
 
 
-@bp.get("/<key>/versions/<int:version>/bpmn")
+@bp.get("/<key>/versions/<int(max=2147483647):version>/bpmn")
 def get_xml(key: str, version: int):
     rt = runtime()
     with rt.uow(write=False) as uow:

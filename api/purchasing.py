@@ -41,7 +41,12 @@ def _terms(body: dict[str, Any]) -> tuple[int, Decimal, int] | None:
         pct = Decimal(str(raw.get("discount_pct", "0")))
     except InvalidOperation:
         raise _bad("payment_terms.discount_pct", "must be a decimal string") from None
-    if isinstance(raw.get("discount_pct"), float) or not Decimal(0) <= pct < Decimal(100):
+    # NaN first: comparing it raises rather than answering False.
+    if (
+        isinstance(raw.get("discount_pct"), float)
+        or not pct.is_finite()
+        or not Decimal(0) <= pct < Decimal(100)
+    ):
         raise _bad("payment_terms.discount_pct", "must be a decimal string from 0 to under 100")
     if pct and days["discount_days"] >= days["net_days"]:
         raise _bad("payment_terms.discount_days", "must be fewer than net_days")

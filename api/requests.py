@@ -32,7 +32,33 @@ def json_body(required: bool = True) -> dict[str, Any]:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    bad = _unstorable_text(body)
+    if bad is not None:
+        raise BadRequest(f"the body {bad}", [{"field": "body", "message": bad}])
     return body
+
+
+def _unstorable_text(value: Any) -> str | None:
+    """Why a JSON string in `value` could not be stored: JSON allows an unpaired surrogate
+    (`\\ud800`), which no UTF-8 column takes, and NUL, which PostgreSQL text refuses."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains an unpaired surrogate"
+        return None
+    items: Any = ()
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    for item in items:
+        bad = _unstorable_text(item)
+        if bad is not None:
+            return bad
+    return None
 
 
 def field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, request
@@ -274,9 +274,11 @@ def _instant(body: dict[str, Any], name: str) -> datetime:
     text = field(body, name, str)
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
+        # Stored in UTC: at the ends of the calendar the conversion itself overflows.
+        value = value.astimezone(UTC) if value.tzinfo is not None else None
+    except (ValueError, OverflowError):
         value = None
-    if value is None or value.tzinfo is None:
+    if value is None:
         raise BadRequest(
             f"'{name}' must be an ISO datetime with a time zone",
             [{"field": name, "message": "must be an ISO datetime with a time zone"}],

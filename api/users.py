@@ -23,12 +23,16 @@ def _bound(body: dict[str, Any], name: str, end: bool) -> datetime:
     text = field(body, name, str)
     try:
         if len(text) == 10:
-            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
-            return datetime.combine(day, time.min, UTC)
+            day = date.fromisoformat(text)
+            if end and day == date.max:
+                return datetime.combine(day, time.max, UTC)  # there is no next day to start
+            return datetime.combine(day + timedelta(days=1 if end else 0), time.min, UTC)
         value = datetime.fromisoformat(text)
-    except ValueError:
+        # Stored in UTC: at the ends of the calendar the conversion itself overflows.
+        value = value.astimezone(UTC) if value.tzinfo is not None else None
+    except (ValueError, OverflowError):
         value = None
-    if value is None or value.tzinfo is None:
+    if value is None:
         message = "must be an ISO date or an ISO datetime with a time zone"
         raise BadRequest(f"'{name}' {message}", [{"field": name, "message": message}])
     return value

@@ -20,7 +20,12 @@ def create_webhook():
     url = field(body, "url", str)
     events = field(body, "events", list)
     secret = field(body, "secret", str)
-    if urlparse(url).scheme not in {"http", "https"} or not urlparse(url).netloc:
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018  (reading it checks the port; the parse alone does not)
+    except ValueError:  # an unclosed IPv6 bracket, a port that is no number
+        parsed = None
+    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.netloc:
         raise BadRequest("url must be an http(s) URL", [{"field": "url", "message": "not http(s)"}])
     if not events or not all(isinstance(e, str) for e in events):
         raise BadRequest(

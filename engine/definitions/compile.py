@@ -168,6 +168,15 @@ def compile_definition(
     """Parse and validate; raise `InvalidDefinition` listing every problem by element id."""
     if not any(f.kind == "bpmn" for f in files):
         raise InvalidDefinition("no .bpmn file uploaded", [_error(None, "no .bpmn file")])
+    for source in files:
+        try:
+            source.content.decode("utf-8")
+        except UnicodeDecodeError:
+            # The XML parser reads UTF-16 too, but the stored copy (and every export) is UTF-8.
+            message = "must be encoded as UTF-8"
+            raise InvalidDefinition(
+                f"{source.name}: {message}", [_error(None, message, source.name)]
+            ) from None
     try:
         parser, trees = load_parser(files)
     except UnsafeDocument as exc:

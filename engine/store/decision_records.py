@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import select
@@ -66,14 +66,15 @@ def records_for_replay(
     Failed-closed holds are left out: they have no parameters to re-run with.
     """
     start = datetime.combine(first_day, time.min, tzinfo=UTC)
-    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
+    # The day's last instant, not the next day's first: there is none after 9999-12-31.
+    end = datetime.combine(last_day, time.max, tzinfo=UTC)
     rows = list(
         uow.session.execute(
             select(DecisionRecord.record)
             .where(
                 DecisionRecord.ruleset_key == ruleset_key,
                 DecisionRecord.created_at >= start,
-                DecisionRecord.created_at < end,
+                DecisionRecord.created_at <= end,
             )
             .order_by(DecisionRecord.id.desc())
             .limit(MAX_REPLAY_RECORDS + 1)

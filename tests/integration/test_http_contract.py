@@ -26,7 +26,7 @@ def test_every_protected_endpoint_refuses_a_missing_token(container, client):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or PERMISSIONS.get(rule.endpoint) == PUBLIC:
             continue
-        path = re.sub(r"<(?:int:)?(\w+)>", "1", rule.rule)
+        path = re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", "1", rule.rule)
         method = sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
         response = client.open(path, method=method)
         assert response.status_code == 401, (method, path)

@@ -1,0 +1,154 @@
+"""Requests a fuzzing pass answered with a 500: each is now a 4xx problem+json naming what is
+wrong, and nothing of it is stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_http_flow import multipart
+from tests.integration.o2c_support import O2CApi, make_api
+
+APPROVAL = Path(__file__).resolve().parents[1] / "fixtures" / "approval.bpmn"
+
+
+@pytest.fixture
+def api(container) -> O2CApi:
+    o2c = make_api(container)
+    o2c.tokens["ann"] = container.tokens.issue("ann", ["analyst"])
+    return o2c
+
+
+def problem(response, status: int) -> dict:
+    assert response.status_code == status, (response.status_code, response.get_data(True))
+    assert response.mimetype == "application/problem+json"
+    return response.json
+
+
+def fields(response, status: int = 400) -> list[str]:
+    return [e["field"] for e in problem(response, status).get("errors", [])]
+
+
+CUSTOMER = {"name": "Huge", "credit_limit": "1000.00"}
+
+
+@pytest.mark.parametrize("limit", ["1E+30", "9" * 40, 10**30])
+def test_a_credit_limit_too_large_to_store_is_refused_naming_the_field(api, limit):
+    response = api.call("PUT", "/customers/HUGE", json={**CUSTOMER, "credit_limit": limit})
+
+    assert fields(response) == ["credit_limit"]
+    assert api.call("GET", "/customers/HUGE").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"payment_terms_days": None}, "payment_terms_days"),
+        ({"payment_terms_days": 1_000_000_000}, "payment_terms_days"),
+        ({"min_shelf_life_days": 10**20}, "min_shelf_life_days"),
+    ],
+)
+def test_customer_terms_that_cannot_be_stored_or_used_are_refused(api, change, field):
+    response = api.call("PUT", "/customers/TERMS", json={**CUSTOMER, **change})
+
+    assert fields(response) == [field]
+
+
+@pytest.mark.parametrize("pct", ["NaN", "sNaN", "Infinity"])
+def test_a_supplier_discount_that_is_not_a_number_is_refused(api, pct):
+    terms = {"net_days": 30, "discount_pct": pct, "discount_days": 10}
+    body = {"name": "S", "blocked": False, "bank_account_trusted": True, "payment_terms": terms}
+
+    response = api.call("PUT", "/suppliers/S-NAN", json=body)
+
+    assert fields(response) == ["payment_terms.discount_pct"]
+
+
+def test_a_model_not_encoded_as_utf8_is_refused_naming_the_file(api):
+    content = APPROVAL.read_text("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    body, kind = multipart("approval.bpmn", content.encode("utf-16"))
+
+    response = api.call("POST", "/definitions", who="ann", data=body, content_type=kind)
+
+    refused = problem(response, 422)
+    assert refused["errors"][0]["file"] == "approval.bpmn"
+    assert "UTF-8" in refused["errors"][0]["message"]
+    assert api.call("GET", "/definitions/approval", who="ann").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "who"),
+    [
+        ("/definitions/order_to_cash/versions/99999999999999999999/bpmn", "ann"),
+        ("/decisions/99999999999999999999", "auditor"),
+    ],
+)
+def test_an_id_past_any_stored_is_not_found(api, path, who):
+    problem(api.call("GET", path, who=who), 404)
+
+
+@pytest.mark.parametrize("path", ["/audit?to=9999-12-31", "/audit/export?to=9999-12-31"])
+def test_the_audit_trail_up_to_the_last_day_of_the_calendar_answers(api, path):
+    response = api.call("GET", path, who="auditor")
+
+    assert response.status_code == 200, response.get_data(True)
+
+
+def test_a_replay_over_the_whole_calendar_answers(api):
+    body = {"from": "0001-01-01", "to": "9999-12-31", "parameters": {"p_overage_n_eyes_pct": "10"}}
+
+    response = api.call("POST", "/rulesets/credit/replay", who="ann", json=body)
+
+    assert response.status_code == 200, response.get_data(True)
+
+
+def test_a_delegation_to_the_end_of_the_calendar_is_kept(api):
+    body = {"delegate": "frank", "from": "2026-12-01", "to": "9999-12-31"}
+
+    response = api.call("POST", "/users/carol/delegations", who="carol", json=body)
+
+    assert response.status_code == 201, response.get_data(True)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("valid_from", "0001-01-01T00:00:00+14:00"), ("valid_to", "9999-12-31T23:59:59-14:00")],
+)
+def test_a_delegation_instant_outside_utc_is_refused_naming_it(api, name, value):
+    body = {"delegate": "frank", "valid_from": "2026-12-01T00:00:00+00:00"}
+    body |= {"valid_to": "2026-12-31T00:00:00+00:00", name: value}
+
+    response = api.call("POST", "/delegations", who="carol", json=body)
+
+    assert fields(response) == [name]
+
+
+def test_a_webhook_url_that_cannot_be_parsed_is_refused(api):
+    body = {"url": "http://[::1", "events": ["task.created"], "secret": "0123456789abcdefXYZ"}
+
+    response = api.call("POST", "/webhooks", who="admin", json=body)
+
+    assert fields(response) == ["url"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('{"name": "\\ud800", "credit_limit": "1"}', "contains an unpaired surrogate"),
+        ('{"name": "a\\u0000b", "credit_limit": "1"}', "contains a NUL character"),
+    ],
+)
+def test_text_no_database_can_store_is_refused_before_anything_is_written(api, raw, message):
+    response = api.call("PUT", "/customers/SUR", data=raw.encode(), content_type="application/json")
+
+    assert problem(response, 400)["errors"] == [{"field": "body", "message": message}]
+    assert api.call("GET", "/customers/SUR").status_code == 404
+
+
+def test_a_message_name_with_an_unpaired_surrogate_is_refused(api):
+    response = api.call(
+        "POST", "/messages", data=b'{"name": "x\\ud800"}', content_type="application/json"
+    )
+
+    assert fields(response) == ["body"]
