@@ -31,12 +31,14 @@ def _moment(name: str, end: bool) -> datetime | None:
                 return datetime.combine(day, time.max, UTC)  # there is no next day to start
             return datetime.combine(day + timedelta(days=1 if end else 0), time(), UTC)
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+        # Compared in UTC: at the ends of the calendar the conversion itself overflows.
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise BadRequest(
             f"'{name}' must be an ISO date or datetime",
             [{"field": name, "message": "must be an ISO date (2026-11-23) or datetime"}],
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _filtered() -> Any:

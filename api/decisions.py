@@ -24,7 +24,7 @@ def list_decisions():
     return {"items": items, "page": page, "page_size": page_size}
 
 
-@bp.get("/<int(max=2147483647):decision_id>")
+@bp.get("/<int(max=9223372036854775807):decision_id>")
 def get_decision(decision_id: int):
     with runtime().uow(write=False) as uow:
         return decision_records.get_decision(uow, decision_id)

@@ -95,6 +95,15 @@ def test_the_audit_trail_up_to_the_last_day_of_the_calendar_answers(api, path):
     assert response.status_code == 200, response.get_data(True)
 
 
+@pytest.mark.parametrize(
+    "query", ["to=9999-12-31T23:59:59-14:00", "from=0001-01-01T00:00:00%2B14:00"]
+)
+def test_an_audit_instant_outside_utc_is_refused_naming_it(api, query):
+    response = api.call("GET", f"/audit?{query}", who="auditor")
+
+    assert fields(response) == [query.split("=")[0]]
+
+
 def test_a_replay_over_the_whole_calendar_answers(api):
     body = {"from": "0001-01-01", "to": "9999-12-31", "parameters": {"p_overage_n_eyes_pct": "10"}}
 
