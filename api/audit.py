@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
 from sqlalchemy import func, select
 
 from api.errors import BadRequest
-from api.requests import page_args, runtime
+from api.requests import day_or_instant, page_args, runtime
 from engine.store.audit import AuditEvent, event_as_dict, query_events, verify_chain
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1/audit")
@@ -24,20 +24,12 @@ def _moment(name: str, end: bool) -> datetime | None:
     raw = request.args.get(name)
     if not raw:
         return None
-    try:
-        if len(raw) == 10:
-            day = date.fromisoformat(raw)
-            if end and day == date.max:
-                return datetime.combine(day, time.max, UTC)  # there is no next day to start
-            return datetime.combine(day + timedelta(days=1 if end else 0), time(), UTC)
-        moment = datetime.fromisoformat(raw)
-        # Compared in UTC: at the ends of the calendar the conversion itself overflows.
-        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    except (ValueError, OverflowError):
+    moment = day_or_instant(raw, end, naive_is_utc=True)
+    if moment is None:
         raise BadRequest(
             f"'{name}' must be an ISO date or datetime",
             [{"field": name, "message": "must be an ISO date (2026-11-23) or datetime"}],
-        ) from None
+        )
     return moment
 
 

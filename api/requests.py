@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, g, request
@@ -59,6 +60,36 @@ def _unstorable_text(value: Any) -> str | None:
         if bad is not None:
             return bad
     return None
+
+
+def utc_instant(text: str, naive_is_utc: bool = False) -> datetime | None:
+    """An ISO datetime in UTC, or None: not one, without a zone (unless `naive_is_utc`), or
+    off the calendar once converted (`0001-01-01T00:00+14:00` has no UTC instant)."""
+    try:
+        value = datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC) if naive_is_utc else None
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def day_or_instant(text: str, end: bool, naive_is_utc: bool = False) -> datetime | None:
+    """A date (YYYY-MM-DD, a whole day: see `_day_bound`) or a `utc_instant`; None for neither."""
+    if len(text) == 10:
+        try:
+            return _day_bound(date.fromisoformat(text), end)
+        except ValueError:
+            return None
+    return utc_instant(text, naive_is_utc)
+
+
+def _day_bound(day: date, end: bool) -> datetime:
+    """Where a whole-day range starts (`day`'s first instant, UTC) or ends (the next day's
+    first, so that `end` includes it; 9999-12-31 has no next day, so its last instant)."""
+    if end and day == date.max:
+        return datetime.combine(day, time.max, UTC)
+    return datetime.combine(day + timedelta(days=1 if end else 0), time.min, UTC)
 
 
 def field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, request
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from api.errors import BadRequest
 from api.masking import masked
-from api.requests import actor, field, json_body, page_args, runtime
+from api.requests import actor, field, json_body, page_args, runtime, utc_instant
 from engine.errors import NotFound
 from engine.runtime import commands, inbox
 from engine.runtime.commands import Actor
@@ -271,13 +271,7 @@ def complete(task_id: str):
 
 
 def _instant(body: dict[str, Any], name: str) -> datetime:
-    text = field(body, name, str)
-    try:
-        value = datetime.fromisoformat(text)
-        # Stored in UTC: at the ends of the calendar the conversion itself overflows.
-        value = value.astimezone(UTC) if value.tzinfo is not None else None
-    except (ValueError, OverflowError):
-        value = None
+    value = utc_instant(field(body, name, str))
     if value is None:
         raise BadRequest(
             f"'{name}' must be an ISO datetime with a time zone",

@@ -5,13 +5,13 @@ applies to them (`engine/handlers/p2p.sod_guard`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint
 
 from api.errors import BadRequest
-from api.requests import actor, field, json_body, runtime
+from api.requests import actor, day_or_instant, field, json_body, runtime
 from api.tasks import delegation_view
 from engine.runtime import inbox
 
@@ -20,18 +20,7 @@ bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
 
 def _bound(body: dict[str, Any], name: str, end: bool) -> datetime:
     """An ISO datetime with a zone, or a date: `from` starts that day, `to` includes it (UTC)."""
-    text = field(body, name, str)
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            if end and day == date.max:
-                return datetime.combine(day, time.max, UTC)  # there is no next day to start
-            return datetime.combine(day + timedelta(days=1 if end else 0), time.min, UTC)
-        value = datetime.fromisoformat(text)
-        # Stored in UTC: at the ends of the calendar the conversion itself overflows.
-        value = value.astimezone(UTC) if value.tzinfo is not None else None
-    except (ValueError, OverflowError):
-        value = None
+    value = day_or_instant(field(body, name, str), end)
     if value is None:
         message = "must be an ISO date or an ISO datetime with a time zone"
         raise BadRequest(f"'{name}' {message}", [{"field": name, "message": message}])

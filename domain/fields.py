@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from domain.errors import InvalidInput
+from rules.udi import is_valid_gtin
 
 # Beyond these a value is a typo or an attack, and would overflow on the way into the
 # database (Decimal's 28 digits at the cent, PostgreSQL's 32-bit integers): refused by name.
@@ -78,6 +79,22 @@ def optional_text_at(payload: dict[str, Any], name: str, field: str, limit: int)
     if not isinstance(value, str) or len(value) > limit:
         raise InvalidInput(field, f"must be text of at most {limit} characters")
     return value
+
+
+def gtin_at(value: str, field: str) -> str:
+    # Caught where the document arrives, not at the shipment or receipt check (an incident).
+    if not is_valid_gtin(value):
+        raise InvalidInput(field, "must be a GTIN-8, 12, 13 or 14 with its check digit")
+    return value
+
+
+def tax_rate_at(value: Any, field: str) -> Decimal:
+    """A tax rate is a fraction ("0.13"); a negative one made a negative order that sailed
+    through every check."""
+    rate = decimal_at(value, field)
+    if not 0 <= rate < 1:
+        raise InvalidInput(field, "must be a fraction from 0 up to 1")
+    return rate
 
 
 def lines_at(payload: dict[str, Any], name: str) -> list[dict[str, Any]]:

@@ -27,10 +27,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
-from domain.fields import decimal_at, int_at, optional_text_at, positive_int_at
+from domain.fields import (
+    decimal_at,
+    gtin_at,
+    int_at,
+    optional_text_at,
+    positive_int_at,
+    tax_rate_at,
+)
 from domain.records import DomainBase
 from domain.types import BigId, utcnow
-from rules.udi import is_valid_gtin
 
 ZERO = Decimal("0.00")
 
@@ -280,13 +286,8 @@ def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list
         if price < 0:
             raise ProcurementError(f"{where}.unit_price", "must not be negative")
         gtin = optional_text_at(item, "gtin", f"{where}.gtin", 14)
-        if gtin is not None and not is_valid_gtin(gtin):
-            raise ProcurementError(
-                f"{where}.gtin", "must be a GTIN-8, 12, 13 or 14 with its check digit"
-            )
-        tax_rate = decimal_at(item.get("tax_rate", "0"), f"{where}.tax_rate")
-        if not 0 <= tax_rate < 1:
-            raise ProcurementError(f"{where}.tax_rate", "must be a fraction from 0 up to 1")
+        if gtin is not None:
+            gtin_at(gtin, f"{where}.gtin")
         lines.append(
             RequisitionLine(
                 line_no=positive_int_at(item.get("line_no"), f"{where}.line_no"),
@@ -294,7 +295,7 @@ def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list
                 gtin=gtin,
                 qty=positive_int_at(item.get("qty"), f"{where}.qty"),
                 unit_price=price,
-                tax_rate=tax_rate,
+                tax_rate=tax_rate_at(item.get("tax_rate", "0"), f"{where}.tax_rate"),
             )
         )
     if len({line.line_no for line in lines}) != len(lines):

@@ -22,10 +22,9 @@ from sqlalchemy import Date, ForeignKey, Index, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
-from domain.fields import date_at, decimal_at, positive_int_at, text_at
+from domain.fields import date_at, decimal_at, gtin_at, positive_int_at, tax_rate_at, text_at
 from domain.records import DomainBase
 from domain.types import BigId, utcnow
-from rules.udi import is_valid_gtin
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -215,17 +214,11 @@ def _numbered_lines(lines: Any, prefix: str) -> Iterator[tuple[str, dict[str, An
 def validate_order_lines(lines: Any, prefix: str) -> None:
     """Order lines as DESIGN §4 has them, or InvalidInput naming the first bad field."""
     for where, line in _numbered_lines(lines, prefix):
-        if not is_valid_gtin(text_at(line, "gtin", f"{where}.gtin")):
-            # Caught here, not at the shipment check, where it became an incident.
-            raise InvalidInput(
-                f"{where}.gtin", "must be a GTIN-8, 12, 13 or 14 with its check digit"
-            )
+        gtin_at(text_at(line, "gtin", f"{where}.gtin"), f"{where}.gtin")
         positive_int_at(line.get("qty"), f"{where}.qty")
         if decimal_at(line.get("unit_price"), f"{where}.unit_price") < 0:
             raise InvalidInput(f"{where}.unit_price", "must not be negative")
-        if not 0 <= decimal_at(line.get("tax_rate", "0"), f"{where}.tax_rate") < 1:
-            # A fraction ("0.13"); a negative rate made a negative order that sailed through.
-            raise InvalidInput(f"{where}.tax_rate", "must be a fraction from 0 up to 1")
+        tax_rate_at(line.get("tax_rate", "0"), f"{where}.tax_rate")
         if line.get("lot") is not None and not isinstance(line["lot"], str):
             raise InvalidInput(f"{where}.lot", "must be a string")
 

@@ -6,7 +6,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -14,7 +14,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.definitions.camunda import BPMN_NS, NS, expression_body, read_elements
-from engine.definitions.durations import parse_duration
+from engine.definitions.durations import due_from
 from engine.definitions.parser import FlowgateParser, UnsafeDocument, parse_xml
 from engine.errors import InvalidDefinition
 from engine.runtime.forms import constraint_problems
@@ -134,12 +134,9 @@ _PROCESS_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}")
 
 
 def _literal_due_date_problem(text: str) -> str | None:
-    """Why a literal `camunda:dueDate` (an ISO duration or datetime) could never be used."""
+    """Why a literal `camunda:dueDate` could never be used: read as every task reads it."""
     try:
-        if text.strip().upper().startswith("P"):
-            parse_duration(text.strip())
-        else:
-            datetime.fromisoformat(text.strip())
+        due_from(text.strip(), datetime.now(UTC))
     except Exception as exc:  # SpiffWorkflow raises a bare Exception for a bad duration
         return str(exc) or "not an ISO 8601 duration or datetime"
     return None

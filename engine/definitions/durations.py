@@ -9,6 +9,7 @@ anything longer than a century.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
@@ -34,6 +35,13 @@ def parse_duration(expression: str) -> dict[str, Any]:
     if months > _LIMITS["months"] or any(parsed.get(k, 0) > v for k, v in _LIMITS.items()):
         raise ValueError(f"duration {expression!r} is longer than {MAX_YEARS} years")
     return parsed
+
+
+def due_from(text: str, now: datetime) -> datetime:
+    """A due date given as text: an ISO 8601 duration from `now`, or an ISO datetime."""
+    if text.upper().startswith("P"):
+        return now + TimerEventDefinition.get_timedelta_from_start(parse_duration(text), now)
+    return TimerEventDefinition.get_datetime(text)
 
 
 # SpiffWorkflow calls the parser through the class, so this covers its timer events too.

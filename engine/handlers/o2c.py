@@ -128,12 +128,12 @@ def n_eyes_guard(execution: Any, row: Any, user: str, task_data: dict[str, Any])
         raise Forbidden(f"{user} already approved this hold; N-eyes needs a different approver")
 
 
-def _same_order(message: dict[str, Any], order_no: str, name: str) -> None:
-    """A message is routed by its correlation key; an order number in it that names another
-    order means the ERP sent it to the wrong process."""
-    named = message.get("order_no")
-    if named not in (None, "", order_no):
-        raise InvalidInput(f"{name}.order_no", f"is not this order ({order_no})")
+def _names_only(message: dict[str, Any], key: str, expected: str, field: str, says: str) -> None:
+    """A message is routed by its correlation key (the order); a document number in it that
+    names another means the ERP sent it to the wrong process, and acting on it would settle or
+    ship someone else's work."""
+    if message.get(key) not in (None, "", expected):
+        raise InvalidInput(f"{field}.{key}", says)
 
 
 @dataclass
@@ -543,7 +543,10 @@ class O2C:
         v = call.variables
         message = v.get("shipment_confirmed") or {}
         sales.validate_shipment(message)
-        _same_order(message, v["order_no"], "shipment_confirmed")
+        order_no = v["order_no"]
+        _names_only(
+            message, "order_no", order_no, "shipment_confirmed", f"is not this order ({order_no})"
+        )
         order = sales.get_order(call.session, v["order_no"])
         customer = get_customer(call.session, order.customer_id)
         by_no = {int(line["line_no"]): line for line in order.lines}
@@ -719,26 +722,28 @@ class O2C:
     def payment(self, call: ServiceCall) -> dict[str, Any]:
         v = call.variables
         message = v.get("payment_received") or {}
-        _same_order(message, v["order_no"], "payment_received")
-        invoice_no = v["invoice_no"]
-        # The message is routed by order; an invoice number it names must be that order's, or
-        # the payment would settle another customer's receivable.
-        named = message.get("invoice_no")
-        if named not in (None, "", invoice_no):
-            raise InvalidInput(
-                "payment_received.invoice_no",
-                f"is not the invoice of order {v['order_no']} ({invoice_no})",
-            )
+        order_no, invoice_no = v["order_no"], v["invoice_no"]
+        _names_only(
+            message, "order_no", order_no, "payment_received", f"is not this order ({order_no})"
+        )
+        _names_only(
+            message,
+            "invoice_no",
+            invoice_no,
+            "payment_received",
+            f"is not the invoice of order {order_no} ({invoice_no})",
+        )
         amount = decimal_at(message.get("amount"), "payment_received.amount")
         if amount <= 0:
             raise InvalidInput("payment_received.amount", "must be more than zero")
         if amount != amount.quantize(sales.CENT):
             raise InvalidInput("payment_received.amount", "must be in whole cents")
-        open_amount = sales.get_receivable(call.session, invoice_no).open_amount
-        if amount > open_amount:
+        item = sales.get_receivable(call.session, invoice_no)
+        if amount > item.open_amount:
             # An overpayment is the ERP's to book (a credit to the customer), not this order's.
             raise InvalidInput(
-                "payment_received.amount", f"exceeds the open amount {open_amount} of {invoice_no}"
+                "payment_received.amount",
+                f"exceeds the open amount {item.open_amount} of {invoice_no}",
             )
         paid_on = date_at(message.get("paid_on"), "payment_received.paid_on", call.now.date())
         payment, new = sales.apply_payment(
@@ -748,7 +753,7 @@ class O2C:
             paid_on,
             reference=f"{call.instance_id}:{call.task_id}",
         )
-        item = sales.get_receivable(call.session, invoice_no)
+        # `item` is the row the payment was booked on (one identity per session), up to date.
         if new:
             order = sales.get_order(call.session, v["order_no"])
             dims = _dims(order, invoice_no=invoice_no)

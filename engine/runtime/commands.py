@@ -308,7 +308,7 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
     ex.events, ex.outbox = [], []
     # Its projections are stored now: a buffered message caught next in this same command
     # must find (and, if the instance ends, delete) the subscription just written.
-    ex.new, ex.stored_kinds = False, None
+    ex.stored_kinds = None
     return subscriptions
 
 
@@ -519,7 +519,7 @@ def start_within(
             rt.rules,
             actor.user,
             rt.clock(),
-            new=True,
+            stored_kinds=frozenset(),
         )
         ex.record("instance_started", None, business_key=business_key)
         refusing = (

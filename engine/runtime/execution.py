@@ -94,10 +94,9 @@ class Execution:
     # Outbox rows queued by this command's steps, written with the history when it saves.
     outbox: list[dict[str, Any]] = field(default_factory=list)
     completed_task_ids: set[str] = field(default_factory=set)
-    # A brand-new instance has no stored projections: skip the queries that would find none.
-    new: bool = False
-    # The projections the loaded state has rows of (projection.stored_kinds); None: unknown,
-    # read them all (once the command has saved, its own rows may differ).
+    # The projections the instance has rows of (projection.stored_kinds; none for a new one),
+    # so the queries that would find none are skipped. None: unknown, read them all (once the
+    # command has saved, its own rows may differ).
     stored_kinds: frozenset[str] | None = None
     # Set by `cancel`: the next save writes the instance as cancelled.
     cancelled: bool = False

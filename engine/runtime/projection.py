@@ -18,7 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, delete, select
 
 from engine.definitions.camunda import expression_body, split_list
-from engine.definitions.durations import parse_duration
+from engine.definitions.durations import due_from
 from engine.escalation import first_check_at, sla_business_days
 from engine.runtime import inbox
 from engine.runtime.execution import Execution
@@ -41,11 +41,7 @@ def due_at(value: str | None, data: dict[str, Any], now: datetime) -> datetime |
         return None
     if isinstance(resolved, datetime):
         return resolved if resolved.tzinfo else resolved.replace(tzinfo=now.tzinfo)
-    text = str(resolved)
-    if text.upper().startswith("P"):
-        parsed = parse_duration(text)
-        return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
-    return TimerEventDefinition.get_datetime(text)
+    return due_from(str(resolved), now)
 
 
 def _names(value: Any) -> list[str]:
@@ -131,18 +127,14 @@ def stored_kinds(workflow: Any) -> frozenset[str]:
     round trip each).
     """
     kinds = set()
-    if any(
-        t.task_spec.manual and t.task_spec.bpmn_id
-        for t in workflow.get_tasks(state=TaskState.READY)
-    ):
+    if _ready_user_tasks(workflow):
         kinds.add("tasks")
-    for task in workflow.event_manager.tasks.values():
-        if task.state == TaskState.WAITING:
-            definition = task.task_spec.event_definition
-            if isinstance(definition, TimerEventDefinition):
-                kinds.add("timers")
-            elif isinstance(definition, MessageEventDefinition):
-                kinds.add("subscriptions")
+    for task in _waiting_events(workflow):
+        definition = task.task_spec.event_definition
+        if isinstance(definition, TimerEventDefinition):
+            kinds.add("timers")
+        elif isinstance(definition, MessageEventDefinition):
+            kinds.add("subscriptions")
     if event_subprocess_starts(workflow):
         kinds.add("subscriptions")
     return frozenset(kinds)
@@ -155,7 +147,7 @@ def _stored(ex: Execution, statement: Any, kind: str) -> list[Any]:
     (each flush costs a unit-of-work set-up and an audit pass). Rows it deleted are left out;
     new projection rows are only ever added after this read, by the sync functions below.
     """
-    if ex.new or (ex.stored_kinds is not None and kind not in ex.stored_kinds):
+    if ex.stored_kinds is not None and kind not in ex.stored_kinds:
         return []
     session = ex.uow.session
     with session.no_autoflush:
@@ -166,11 +158,7 @@ def _stored(ex: Execution, statement: Any, kind: str) -> list[Any]:
 
 def _sync_tasks(ex: Execution) -> list[HumanTask]:
     session = ex.uow.session
-    ready = {
-        str(t.id): t
-        for t in ex.workflow.get_tasks(state=TaskState.READY)
-        if t.task_spec.manual and t.task_spec.bpmn_id
-    }
+    ready = {str(t.id): t for t in _ready_user_tasks(ex.workflow)}
     # A task this command closed is still open in the table until the flush.
     stored = {row.id: row for row in _stored(ex, _OPEN_TASKS, "tasks") if row.status == "open"}
     open_rows = [row for task_id, row in stored.items() if task_id in ready]
@@ -203,8 +191,16 @@ def _sync_tasks(ex: Execution) -> list[HumanTask]:
     return open_rows
 
 
-def _waiting_events(ex: Execution) -> list[Any]:
-    return [t for t in ex.workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
+def _ready_user_tasks(workflow: Any) -> list[Any]:
+    return [
+        t
+        for t in workflow.get_tasks(state=TaskState.READY)
+        if t.task_spec.manual and t.task_spec.bpmn_id
+    ]
+
+
+def _waiting_events(workflow: Any) -> list[Any]:
+    return [t for t in workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
 
 
 def _timer_due(task: Any) -> datetime | None:
@@ -328,7 +324,7 @@ def sync_projections(ex: Execution) -> list[MessageSubscription]:
     `ex.projected` keeps what the tables now hold for this instance, for the command's answer.
     """
     tasks = _sync_tasks(ex)
-    waiting = _waiting_events(ex)
+    waiting = _waiting_events(ex.workflow)
     timers = _sync_timers(ex, waiting)
     subscriptions, added = _sync_subscriptions(ex, waiting)
     ex.projected = {"tasks": tasks, "timers": timers, "subscriptions": subscriptions}
@@ -340,8 +336,8 @@ def clear_projections(ex: Execution) -> None:
     and subscriptions go without being read first."""
     _sync_tasks(ex)
     ex.projected = {"tasks": [], "timers": [], "subscriptions": []}
-    if ex.new:
-        return
+    if ex.stored_kinds == frozenset():
+        return  # nothing stored (a new instance): nothing to drop
     session = ex.uow.session
     queued = session.dirty | session.deleted
     if any(isinstance(row, (Timer, MessageSubscription)) for row in queued):
