@@ -45,6 +45,7 @@ from engine.runtime.projection import (
     sync_projections,
 )
 from engine.runtime.state import dump_state, load_state, to_json_safe
+from engine.runtime.workflow import FlowgateWorkflow
 from engine.sandbox import make_script_engine
 from engine.services import ServiceRegistry
 from engine.store.history import append_history
@@ -490,7 +491,7 @@ def start_within(
     refuses the start (ValidationFailed) rather than leaving an instance in an incident."""
     with nullcontext() if replayable else guarded_steps():
         definition = rt.catalog.latest_loaded(uow, process_key, version)
-        workflow = BpmnWorkflow(
+        workflow = FlowgateWorkflow(
             definition.spec, definition.subprocess_specs, script_engine=make_script_engine()
         )
         for task in workflow.get_tasks(state=TaskState.READY):

@@ -21,6 +21,8 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import (
 )
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
+from engine.runtime.workflow import FlowgateWorkflow
+
 FORMAT = "flowgate-state/1"
 
 
@@ -36,7 +38,7 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
     def from_dict(self, dct: dict[str, Any]) -> BpmnWorkflow:
         from uuid import UUID
 
-        workflow = self.target_class(
+        workflow = FlowgateWorkflow(
             dct.pop("spec"), dct.pop("subprocess_specs"), deserializing=True
         )
         workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
@@ -51,6 +53,8 @@ def _build_serializer() -> BpmnWorkflowSerializer:
     config = dict(CAMUNDA_CONFIG)
     config[BpmnWorkflow] = SpeclessWorkflowConverter
     registry = BpmnWorkflowSerializer.configure(config)
+    # Stored as the plain BpmnWorkflow it behaves as, so blobs read the same either way.
+    registry.typenames[FlowgateWorkflow] = registry.typenames[BpmnWorkflow]
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     registry.register(
         date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"])

@@ -1,0 +1,81 @@
+"""The BpmnWorkflow every flowgate instance runs as: SpiffWorkflow's, with a cheaper task query.
+
+SpiffWorkflow finds the READY tasks of every engine step (and the active tasks of every
+projection) by walking the whole task tree from its root, finished branches included. The walk
+costs a Python iterator step and a UUID hash per task ever created, so each step of an order
+grows with the order's history: every dunning round or re-check leaves more finished tasks to
+step over. The workflow already holds its tasks in a flat dict, so a query for tasks in a live
+state scans that dict instead and puts the matches in the order the walk would have returned
+them. Whenever that order cannot be read off the tree cheaply (a match inside a subprocess, an
+ancestor the walk would not descend into, a tree deeper than the walk's limit), the query falls
+back to SpiffWorkflow's own walk, so the answer is always the one the walk gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+# The walk descends below a task only while its depth is under this (TaskIterator's default).
+_WALK_MAX_DEPTH = 1000
+
+
+class FlowgateWorkflow(BpmnWorkflow):
+    def get_tasks(self, first_task: Task | None = None, **kwargs: Any) -> list[Task]:
+        state = kwargs.get("state")
+        if first_task is None and kwargs.keys() == {"state"} and _is_live_mask(state):
+            found = self._live_tasks(state)
+            if found is not None:
+                return found
+        return super().get_tasks(first_task, **kwargs)
+
+    def update_waiting_tasks(self) -> None:
+        # Run after every completed task; most of the time nothing is WAITING, and a walk that
+        # starts with no WAITING task can meet none (only updating one changes any state).
+        if any(task._state & TaskState.WAITING for task in self.tasks.values()):
+            super().update_waiting_tasks()
+
+    def _live_tasks(self, mask: int) -> list[Task] | None:
+        """The tasks whose state is in `mask`, in the walk's order; None where only the walk
+        can tell that order."""
+        for subprocess in self.subprocesses.values():
+            if any(task._state & mask for task in subprocess.tasks.values()):
+                return None
+        matches = [task for task in self.tasks.values() if task._state & mask]
+        if len(matches) < 2:
+            return matches if not matches or _tree_position(matches[0]) is not None else None
+        positions = []
+        for task in matches:
+            position = _tree_position(task)
+            if position is None:
+                return None
+            positions.append((position, task))
+        positions.sort(key=lambda pair: pair[0])
+        return [task for _, task in positions]
+
+
+def _is_live_mask(state: Any) -> bool:
+    # For these states the walk descends below every FUTURE-or-later task (TaskIterator's
+    # min_state); masks with predicted or finished states are left to the walk.
+    return isinstance(state, int) and state != 0 and not state & ~TaskState.DEFINITE_MASK
+
+
+def _tree_position(task: Task) -> tuple[int, ...] | None:
+    """The child indexes from the root down to `task`: sorting by them is the depth-first
+    order. None when the walk would not reach `task`: an ancestor in a predicted state (the
+    walk does not descend below those) or a path past the walk's depth limit."""
+    path: list[int] = []
+    child = task
+    parent = task.parent
+    while parent is not None:
+        if parent._state < TaskState.FUTURE:
+            return None
+        path.append(parent._children.index(child.id))
+        child, parent = parent, parent.parent
+    if len(path) >= _WALK_MAX_DEPTH - 1:
+        return None
+    path.reverse()
+    return tuple(path)
