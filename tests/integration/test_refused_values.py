@@ -1,0 +1,138 @@
+"""Values a fuzzing pass saw accepted with a 2xx although no user would want them kept: each is
+now refused naming its field (422, or 409 for a reference already booked as another document),
+and nothing of the request is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration import test_refused_requests
+from tests.integration.o2c_support import O2CApi
+from tests.integration.test_refused_requests import fields
+
+api = test_refused_requests.api  # the same fixture: the demo roles and an analyst, ann
+
+
+ITEM = {
+    "document_no": "AR-1",
+    "customer_id": "C1",
+    "amount": "100.00",
+    "doc_date": "2026-11-01",
+    "due_date": "2026-12-01",
+}
+
+
+def receivables(api: O2CApi) -> list[dict[str, Any]]:
+    return api.ok("GET", "/receivables?customer_id=C1")["items"]
+
+
+@pytest.fixture
+def customer(api: O2CApi) -> O2CApi:
+    api.customer("C1")  # in CNY
+    return api
+
+
+@pytest.mark.parametrize("currency", ["xx1", "usd", "EURO", ""])
+def test_a_receivable_in_a_currency_that_is_no_iso_code_is_refused_naming_currency(
+    customer, currency
+):
+    response = customer.call("POST", "/receivables", json={**ITEM, "currency": currency})
+
+    assert fields(response, 422) == ["currency"]
+    assert receivables(customer) == []
+
+
+def test_a_receivable_in_another_currency_than_its_customers_is_refused_naming_currency(customer):
+    response = customer.call("POST", "/receivables", json={**ITEM, "currency": "USD"})
+
+    assert fields(response, 422) == ["currency"]
+    assert "CNY" in response.json["errors"][0]["message"]
+    assert receivables(customer) == []
+
+
+def test_a_receivable_in_its_customers_currency_is_kept(customer):
+    response = customer.call("POST", "/receivables", json={**ITEM, "currency": "CNY"})
+
+    assert response.status_code == 201, response.json
+    assert [r["currency"] for r in receivables(customer)] == ["CNY"]
+
+
+def test_a_receivable_due_before_its_document_date_is_refused_naming_due_date(customer):
+    response = customer.call("POST", "/receivables", json={**ITEM, "due_date": "2026-10-31"})
+
+    assert fields(response, 422) == ["due_date"]
+    assert receivables(customer) == []
+
+
+def test_a_receivable_order_no_longer_than_its_column_is_refused_naming_it(customer):
+    response = customer.call("POST", "/receivables", json={**ITEM, "order_no": "S" * 65})
+
+    assert fields(response, 422) == ["order_no"]
+    assert receivables(customer) == []
+
+
+PAYMENT = {"amount": "10.00", "paid_on": "2026-11-20", "reference": "BANK-1"}
+WRITE_OFF = {"amount": "10.00", "written_off_on": "2026-11-20", "reason": "dispute"}
+
+
+@pytest.fixture
+def booked(customer) -> O2CApi:
+    customer.ok("POST", "/receivables", json=ITEM)
+    customer.ok("POST", "/receivables", json={**ITEM, "document_no": "AR-2"})
+    customer.ok("POST", "/receivables/AR-1/payments", json=PAYMENT)
+    customer.ok("POST", "/receivables/AR-1/write-offs", json={**WRITE_OFF, "reference": "WO-1"})
+    return customer
+
+
+def open_amounts(api: O2CApi) -> dict[str, str]:
+    return {r["document_no"]: r["open_amount"] for r in receivables(api)}
+
+
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        ("/receivables/AR-1/payments", {"amount": "20.00"}),
+        ("/receivables/AR-1/payments", {"paid_on": "2026-11-21"}),
+        ("/receivables/AR-2/payments", {}),
+    ],
+)
+def test_a_payment_reusing_a_reference_for_another_payment_is_a_conflict_naming_reference(
+    booked, path, change
+):
+    response = booked.call("POST", path, json={**PAYMENT, **change})
+
+    assert fields(response, 409) == ["reference"]
+    assert open_amounts(booked) == {"AR-1": "80.00", "AR-2": "100.00"}
+
+
+@pytest.mark.parametrize(
+    "change", [{"amount": "20.00"}, {"reason": "insolvency"}, {"written_off_on": "2026-11-21"}]
+)
+def test_a_write_off_reusing_a_reference_for_another_write_off_is_a_conflict_naming_reference(
+    booked, change
+):
+    body = {**WRITE_OFF, "reference": "WO-1", **change}
+
+    response = booked.call("POST", "/receivables/AR-1/write-offs", json=body)
+
+    assert fields(response, 409) == ["reference"]
+    assert open_amounts(booked) == {"AR-1": "80.00", "AR-2": "100.00"}
+
+
+def test_the_same_payment_sent_again_answers_with_its_first_booking(booked):
+    again = booked.call("POST", "/receivables/AR-1/payments", json={**PAYMENT, "amount": "10"})
+
+    assert again.status_code == 200, again.json
+    assert again.json["receivable"]["open_amount"] == "80.00"
+    assert open_amounts(booked) == {"AR-1": "80.00", "AR-2": "100.00"}
+
+
+def test_a_payment_reference_longer_than_its_column_is_refused_naming_it(booked):
+    body = {**PAYMENT, "reference": "R" * 121}
+
+    response = booked.call("POST", "/receivables/AR-2/payments", json=body)
+
+    assert fields(response, 422) == ["reference"]
+    assert open_amounts(booked) == {"AR-1": "80.00", "AR-2": "100.00"}
