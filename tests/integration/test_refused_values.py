@@ -136,3 +136,32 @@ def test_a_payment_reference_longer_than_its_column_is_refused_naming_it(booked)
 
     assert fields(response, 422) == ["reference"]
     assert open_amounts(booked) == {"AR-1": "80.00", "AR-2": "100.00"}
+
+
+@pytest.mark.parametrize("name", ["", "   ", "N" * 201, "N" * 100_000])
+def test_a_customer_name_blank_or_longer_than_200_characters_is_refused_naming_name(customer, name):
+    response = customer.call("PUT", "/customers/C1", json={"name": name, "credit_limit": "1.00"})
+
+    assert fields(response, 422) == ["name"]
+    assert customer.ok("GET", "/customers/C1")["name"] == "C1"
+    assert customer.call("PUT", "/customers/NEW", json={"name": name}).status_code == 422
+    assert customer.call("GET", "/customers/NEW").status_code == 404
+
+
+@pytest.mark.parametrize("limit", ["1E+2", "1e2", "100E-0", "1_000", " 100", "0x10"])
+def test_a_credit_limit_not_written_as_a_plain_decimal_is_refused_naming_it(customer, limit):
+    body = {"name": "C1", "credit_limit": limit}
+
+    response = customer.call("PUT", "/customers/C1", json=body)
+
+    assert fields(response, 400) == ["credit_limit"]
+    assert "1200.00" in response.json["errors"][0]["message"]
+    assert customer.ok("GET", "/customers/C1")["credit_limit"] == "100000.00"
+
+
+@pytest.mark.parametrize("limit", ["1200.00", "1200", 1200, "+1200.0"])
+def test_a_credit_limit_as_a_decimal_string_or_a_json_integer_is_kept(customer, limit):
+    response = customer.call("PUT", "/customers/C1", json={"name": "C1", "credit_limit": limit})
+
+    assert response.status_code == 200, response.json
+    assert customer.ok("GET", "/customers/C1")["credit_limit"] == "1200.00"
