@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.integration import test_refused_requests
-from tests.integration.o2c_support import O2CApi
+from tests.integration.o2c_support import GTIN, O2CApi
 from tests.integration.test_refused_requests import fields
 
 api = test_refused_requests.api  # the same fixture: the demo roles and an analyst, ann
@@ -165,3 +165,30 @@ def test_a_credit_limit_as_a_decimal_string_or_a_json_integer_is_kept(customer, 
 
     assert response.status_code == 200, response.json
     assert customer.ok("GET", "/customers/C1")["credit_limit"] == "1200.00"
+
+
+LOT_PATH = f"/lots/{GTIN}/L-DATES"
+
+
+def test_a_lot_produced_after_its_expiry_is_refused_naming_production_date(api):
+    body = {"expiry_date": "2027-01-31", "production_date": "2027-02-01", "status": "released"}
+
+    response = api.call("PUT", LOT_PATH, json=body)
+
+    assert fields(response, 422) == ["production_date"]
+    assert api.call("GET", LOT_PATH).status_code == 404
+
+
+def test_a_lot_given_an_expiry_before_its_stored_production_date_is_refused_naming_it(api):
+    api.lot("L-DATES", expiry="2028-12-31", production_date="2026-06-01")
+
+    response = api.call("PUT", LOT_PATH, json={"expiry_date": "2026-05-31"})
+
+    assert fields(response, 422) == ["expiry_date"]
+    assert api.ok("GET", LOT_PATH)["expiry_date"] == "2028-12-31"
+
+
+def test_a_lot_produced_and_expiring_on_the_same_day_is_kept(api):
+    body = {"expiry_date": "2027-01-31", "production_date": "2027-01-31", "status": "released"}
+
+    assert api.call("PUT", LOT_PATH, json=body).status_code == 201
