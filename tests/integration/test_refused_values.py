@@ -192,3 +192,39 @@ def test_a_lot_produced_and_expiring_on_the_same_day_is_kept(api):
     body = {"expiry_date": "2027-01-31", "production_date": "2027-01-31", "status": "released"}
 
     assert api.call("PUT", LOT_PATH, json=body).status_code == 201
+
+
+def parameters_in_force(api: O2CApi) -> dict[str, Any]:
+    return api.ok("GET", "/rulesets/credit", who="ann")["parameters"]
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"p_overage_n_eyes_pct": 10.5}, "values.p_overage_n_eyes_pct"),
+        ({"p_overage_n_eyes_pct": 10.0}, "values.p_overage_n_eyes_pct"),
+        ({"p_max_oldest_item_days": 30.0}, "values.p_max_oldest_item_days"),
+        ({"p_overage_n_eyes_pct": "10.5", "p_nope": "1"}, "values.p_nope"),
+        # Declared by the shipment ruleset, not by credit's active version.
+        ({"p_min_shelf_life_days": 90}, "values.p_min_shelf_life_days"),
+    ],
+)
+def test_a_parameter_given_as_a_float_or_not_declared_is_refused_naming_it(api, values, field):
+    before = parameters_in_force(api)
+    body = {"values": values, "effective_from": "2026-01-01"}
+
+    response = api.call("PUT", "/rulesets/credit/parameters", who="ann", json=body)
+
+    assert fields(response, 422) == [field]
+    assert parameters_in_force(api) == before
+
+
+def test_a_parameter_given_as_a_decimal_string_or_an_integer_is_kept(api):
+    values = {"p_overage_n_eyes_pct": "10.5", "p_max_oldest_item_days": 45}
+    body = {"values": values, "effective_from": "2026-01-01"}
+
+    response = api.call("PUT", "/rulesets/credit/parameters", who="ann", json=body)
+
+    assert response.status_code == 201, response.json
+    in_force = parameters_in_force(api)["values"]
+    assert {name: in_force[name] for name in values} == values
