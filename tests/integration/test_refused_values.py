@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from engine.events import ENGINE_EVENTS
+from tests.e2e.test_http_flow import multipart
 from tests.integration import test_refused_requests
 from tests.integration.o2c_support import GTIN, O2CApi
 from tests.integration.test_refused_requests import fields
@@ -228,3 +230,78 @@ def test_a_parameter_given_as_a_decimal_string_or_an_integer_is_kept(api):
     assert response.status_code == 201, response.json
     in_force = parameters_in_force(api)["values"]
     assert {name: in_force[name] for name in values} == values
+
+
+SECRET = "0123456789abcdefXYZ"
+
+
+def webhooks(api: O2CApi) -> list[dict[str, Any]]:
+    return api.ok("GET", "/webhooks", who="admin")["items"]
+
+
+def subscribe(api: O2CApi, url: str = "http://127.0.0.1:9/hook", **body: Any) -> Any:
+    body = {"url": url, "events": ["*"], "secret": SECRET, **body}
+    return api.call("POST", "/webhooks", who="admin", json=body)
+
+
+def test_a_webhook_for_events_flowgate_never_sends_is_refused_naming_each(api):
+    events = ["order.released", "order.shipped", "task.created", "Task.Created"]
+
+    response = subscribe(api, events=events)
+
+    assert fields(response, 422) == ["events[1]", "events[3]"]
+    assert webhooks(api) == []
+
+
+@pytest.mark.parametrize("events", [["*"], sorted(ENGINE_EVENTS)])
+def test_a_webhook_for_every_event_or_for_events_the_engine_sends_is_kept(api, events):
+    assert subscribe(api, events=events).status_code == 201
+    assert [hook["events"] for hook in webhooks(api)] == [events]
+
+
+def test_a_webhook_for_an_event_a_deployed_model_publishes_is_kept(api, approval_bpmn):
+    # The approval model's `lookup` task, made an `outbox.publish` task, sends "lookup".
+    publishing = approval_bpmn.replace(b"demo.lookup", b"outbox.publish")
+    assert fields(subscribe(api, events=["lookup"]), 422) == ["events[0]"]
+    body, kind = multipart("approval.bpmn", publishing)
+    api.ok("POST", "/definitions", who="ann", data=body, content_type=kind)
+
+    assert subscribe(api, events=["lookup"]).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2852039166/latest/meta-data/",  # the same address as one number
+        "http://[::ffff:169.254.169.254]/",
+        "http://[fe80::1%25eth0]:8080/hook",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://Metadata.Google.Internal./computeMetadata/v1/",
+    ],
+)
+def test_a_webhook_to_a_link_local_or_cloud_metadata_address_is_refused_naming_url(api, url):
+    response = subscribe(api, url)
+
+    assert fields(response, 422) == ["url"]
+    assert webhooks(api) == []
+
+
+@pytest.mark.parametrize("url", ["ftp://erp.example/hook", "file:///etc/passwd"])
+def test_a_webhook_url_that_is_not_http_is_refused_naming_url(api, url):
+    assert fields(subscribe(api, url)) == ["url"]
+    assert webhooks(api) == []
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://[::1]:9/hook"])
+def test_a_webhook_to_a_receiver_on_this_host_is_kept(api, url):
+    assert subscribe(api, url).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"url": "http://erp.example/" + "x" * 2000}, "url"), ({"secret": "s" * 201}, "secret")],
+)
+def test_a_webhook_url_or_secret_longer_than_its_column_is_refused_naming_it(api, change, field):
+    assert fields(subscribe(api, **change), 422) == [field]
+    assert webhooks(api) == []
