@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from engine.events import ENGINE_EVENTS
+from engine.store.tables import BufferedMessage
 from tests.e2e.test_http_flow import multipart
 from tests.integration import test_refused_requests
 from tests.integration.o2c_support import GTIN, O2CApi
@@ -305,3 +307,36 @@ def test_a_webhook_to_a_receiver_on_this_host_is_kept(api, url):
 def test_a_webhook_url_or_secret_longer_than_its_column_is_refused_naming_it(api, change, field):
     assert fields(subscribe(api, **change), 422) == [field]
     assert webhooks(api) == []
+
+
+def buffered_messages(api: O2CApi) -> int:
+    with api.container.runtime.uow(write=False) as uow:
+        return len(uow.session.scalars(select(BufferedMessage)).all())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "n" * 201}, "name"),
+        ({"correlation_key": "k" * 201}, "correlation_key"),
+        ({"message_id": "m" * 201}, "message_id"),
+    ],
+)
+def test_a_message_name_blank_or_a_name_key_or_id_past_200_characters_is_refused_naming_it(
+    api, change, field
+):
+    body = {"name": "shipment_confirmed", "correlation_key": "SO-1", "payload": {}, **change}
+
+    response = api.call("POST", "/messages", json=body)
+
+    assert fields(response, 422) == [field]
+    assert buffered_messages(api) == 0
+
+
+def test_a_message_with_a_200_character_name_key_and_id_is_buffered(api):
+    body = {"name": "n" * 200, "correlation_key": "k" * 200, "message_id": "m" * 200}
+
+    assert api.call("POST", "/messages", json=body).status_code == 202
+    assert buffered_messages(api) == 1
