@@ -340,3 +340,26 @@ def test_a_message_with_a_200_character_name_key_and_id_is_buffered(api):
 
     assert api.call("POST", "/messages", json=body).status_code == 202
     assert buffered_messages(api) == 1
+
+
+def delegations(api: O2CApi) -> list[dict[str, Any]]:
+    return api.ok("GET", "/delegations", who="admin")["items"]
+
+
+@pytest.mark.parametrize(
+    ("path", "change", "field"),
+    [
+        ("/users/carol/delegations", {"delegate": "f" * 201}, "delegate"),
+        ("/users/carol/delegations", {"process_key": "p" * 201}, "process_key"),
+        ("/users/" + "c" * 201 + "/delegations", {}, "delegator"),
+    ],
+)
+def test_a_delegation_naming_a_user_or_process_past_200_characters_is_refused_naming_it(
+    api, path, change, field
+):
+    body = {"delegate": "frank", "from": "2026-12-01", "to": "2026-12-31", **change}
+
+    response = api.call("POST", path, who="admin", json=body)
+
+    assert fields(response, 422) == [field]
+    assert delegations(api) == []
