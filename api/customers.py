@@ -1,11 +1,13 @@
 """Customer master data from the ERP and the credit view (DESIGN §4, DOMAIN §1).
 
-The field parsers here are shared by the other O2C blueprints (receivables, lots): each bad
-value is a 400 naming its field, never a 500.
+The field parsers here are shared by the other O2C blueprints (receivables, lots): a value of
+the wrong type or form is a 400 naming its field; one well-formed but not acceptable (a blank
+name, a due date before the document's) is a 422 naming it; never a 500.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from api.errors import BadRequest
-from api.requests import field, json_body, runtime
+from api.requests import field, json_body, runtime, text_field
 from domain.customers import (
     Customer,
     CustomerNotFound,
@@ -29,6 +31,10 @@ from engine.handlers.o2c import gather_credit
 bp = Blueprint("customers", __name__, url_prefix="/api/v1/customers")
 
 GRADES = ("A", "B", "C", "D", "N")
+# Digits with an optional sign and point: Decimal also reads "1E+2", "1_000" and " 12 ", and
+# such an amount was stored and shown back as the ERP wrote it.
+PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
+MAX_NAME = 200  # customer.name's width
 
 
 def _bad(name: str, message: str) -> BadRequest:
@@ -42,7 +48,11 @@ def money_field(body: dict[str, Any], name: str, required: bool = True) -> Decim
         if required:
             raise _bad(name, "is required")
         return None
-    if isinstance(value, bool | float) or not isinstance(value, str | int):
+    if (
+        isinstance(value, bool | float)
+        or not isinstance(value, str | int)
+        or (isinstance(value, str) and not PLAIN_DECIMAL.fullmatch(value))
+    ):
         raise _bad(name, 'must be a decimal string, e.g. "1200.00"')
     try:
         amount = Decimal(str(value))
@@ -82,7 +92,7 @@ def int_field(
 
 
 def _customer_values(body: dict[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {"name": field(body, "name", str)}
+    values: dict[str, Any] = {"name": text_field(body, "name", MAX_NAME)}
     currency = field(body, "currency", str, required=False)
     if currency is not None:
         if len(currency) != 3 or not currency.isalpha():

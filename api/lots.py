@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint
 
 from api.customers import date_field, int_field, money_field
 from api.errors import BadRequest
-from api.requests import actor, field, json_body, runtime
-from domain.inventory import LOT_STATUSES, get_lot, lot_as_dict, normalize_gtin, upsert_lot
+from api.requests import actor, field, json_body, refused, runtime
+from domain.inventory import (
+    LOT_STATUSES,
+    Lot,
+    get_lot,
+    lot_as_dict,
+    normalize_gtin,
+    upsert_lot,
+)
 from engine.errors import Conflict, NotFound
 from rules.udi import is_valid_gtin
 
@@ -56,6 +65,7 @@ def put_lot(gtin: str, lot: str):
             )
         ):
             raise Conflict(f"lot {lot} is recalled; a recall cannot be released")
+        _produced_before_expiry(production, expiry, existing)
         row = upsert_lot(
             uow.session,
             gtin,
@@ -71,6 +81,16 @@ def put_lot(gtin: str, lot: str):
         body = lot_as_dict(row)
         uow.commit()
     return body, 201 if existing is None else 200
+
+
+def _produced_before_expiry(production: date | None, expiry: date, existing: Lot | None) -> None:
+    """Shelf life runs from production to expiry; a lot that expires before it was made is a
+    typo in one of the dates. Without a production date in the body, the stored one counts."""
+    if production is not None and production > expiry:
+        raise refused("production_date", "must not be after expiry_date")
+    stored = existing.production_date if existing is not None else None
+    if production is None and stored is not None and stored > expiry:
+        raise refused("expiry_date", f"must not be before the production date, {stored}")
 
 
 @bp.get("/<gtin>/<lot>")

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.requests import actor, field, json_body, runtime
+from api.requests import actor, field, json_body, runtime, text_field
 from engine.runtime import commands
 
 bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
+
+# The width of the name, key and id columns a message is matched and buffered by.
+MAX_TEXT = 200
 
 
 @bp.post("")
 def send_message():
     body = json_body()
-    name = field(body, "name", str)
-    correlation_key = field(body, "correlation_key", str, required=False)
+    name = text_field(body, "name", MAX_TEXT)
+    correlation_key = text_field(body, "correlation_key", MAX_TEXT, required=False)
     payload = field(body, "payload", dict, required=False, default={})
-    message_id = field(body, "message_id", str, required=False)
+    message_id = text_field(body, "message_id", MAX_TEXT, required=False)
     result = commands.deliver_message(
         runtime(), name, correlation_key, payload, message_id, actor()
     )

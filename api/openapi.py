@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from engine.events import ENGINE_EVENTS, WILDCARD
+
 OBJECT = {"type": "object", "additionalProperties": True}
 PROBLEM = {
     "description": "Problem",
@@ -57,6 +59,10 @@ def _query(*names: str) -> list[dict[str, Any]]:
 
 
 UPLOAD = {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+WEBHOOK_EVENTS = (
+    f"`{WILDCARD}` for all, or any of: {', '.join(sorted(ENGINE_EVENTS))}; or an event a"
+    " deployed model's `outbox.publish` task sends (its `event` property, else its id)"
+)
 
 
 @cache
@@ -80,10 +86,10 @@ def openapi_document() -> dict[str, Any]:
         "type": "object",
         "required": ["name"],
         "properties": {
-            "name": {"type": "string"},
-            "correlation_key": {"type": "string"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "correlation_key": {"type": "string", "maxLength": 200},
             "payload": OBJECT,
-            "message_id": {"type": "string"},
+            "message_id": {"type": "string", "maxLength": 200},
         },
     }
     return {
@@ -190,7 +196,12 @@ def openapi_document() -> dict[str, Any]:
                 "post": _op(
                     "Add an immutable comment",
                     "201",
-                    {"type": "object", "properties": {"text": {"type": "string"}}},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "text": {"type": "string", "minLength": 1, "maxLength": 4000}
+                        },
+                    },
                     [_path("id")],
                 ),
             },
@@ -202,10 +213,10 @@ def openapi_document() -> dict[str, Any]:
                     {
                         "type": "object",
                         "properties": {
-                            "delegate": {"type": "string"},
+                            "delegate": {"type": "string", "maxLength": 200},
                             "valid_from": {"type": "string", "format": "date-time"},
                             "valid_to": {"type": "string", "format": "date-time"},
-                            "process_key": {"type": "string"},
+                            "process_key": {"type": "string", "maxLength": 200},
                             "reason": {"type": "string"},
                         },
                     },
@@ -241,7 +252,18 @@ def openapi_document() -> dict[str, Any]:
                         "type": "object",
                         "required": ["values", "effective_from"],
                         "properties": {
-                            "values": OBJECT,
+                            # Decimals as strings ("12.50"): a JSON float is refused.
+                            "values": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "anyOf": [
+                                        {"type": "string"},
+                                        {"type": "integer"},
+                                        {"type": "boolean"},
+                                        {"type": "array", "items": {"type": "string"}},
+                                    ]
+                                },
+                            },
                             "effective_from": {"type": "string", "format": "date"},
                         },
                     },
@@ -296,9 +318,14 @@ def openapi_document() -> dict[str, Any]:
                         "type": "object",
                         "required": ["url", "events", "secret"],
                         "properties": {
-                            "url": {"type": "string"},
-                            "events": {"type": "array", "items": {"type": "string"}},
-                            "secret": {"type": "string"},
+                            "url": {"type": "string", "maxLength": 2000},
+                            "events": {
+                                "type": "array",
+                                "description": WEBHOOK_EVENTS,
+                                "minItems": 1,
+                                "items": {"type": "string"},
+                            },
+                            "secret": {"type": "string", "minLength": 16, "maxLength": 200},
                         },
                     },
                 ),
@@ -345,10 +372,10 @@ def openapi_document() -> dict[str, Any]:
                         "type": "object",
                         "required": ["delegate", "from", "to"],
                         "properties": {
-                            "delegate": {"type": "string"},
+                            "delegate": {"type": "string", "maxLength": 200},
                             "from": {"type": "string"},
                             "to": {"type": "string"},
-                            "process_key": {"type": "string"},
+                            "process_key": {"type": "string", "maxLength": 200},
                             "reason": {"type": "string"},
                         },
                     },

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from flask import Blueprint, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.customers import date_field, money_field
 from api.errors import BadRequest
-from api.requests import field, json_body, page_args, runtime
+from api.requests import field, json_body, page_args, refused, runtime, text_field
 from domain import sales
-from domain.customers import CustomerNotFound, get_customer
+from domain.customers import Customer, CustomerNotFound, get_customer
 from engine.errors import Conflict, NotFound
 
 bp = Blueprint("receivables", __name__, url_prefix="/api/v1/receivables")
+
+ISO_4217 = re.compile(r"[A-Z]{3}")
+# The widths of the columns the ERP's texts go into (domain/sales.py).
+MAX_ORDER_NO = 64
+MAX_REFERENCE = 120
 
 
 @bp.post("")
@@ -25,11 +33,16 @@ def create_receivable():
     open_amount = money_field(body, "open_amount", required=False)
     doc_date = date_field(body, "doc_date")
     due_date = date_field(body, "due_date")
+    order_no = text_field(body, "order_no", MAX_ORDER_NO, required=False)
     if not 0 < len(document_no) <= 64:
         raise BadRequest(
             "'document_no' is 1 to 64 characters",
             [{"field": "document_no", "message": "1 to 64 characters"}],
         )
+    # Dunning and the overdue checks count from the due date; one before the document's own
+    # date would make an item overdue the day it was issued.
+    if due_date < doc_date:
+        raise refused("due_date", "must not be before doc_date")
     with runtime().uow() as uow:
         try:
             customer = get_customer(uow.session, customer_id)
@@ -37,7 +50,7 @@ def create_receivable():
             raise BadRequest(
                 str(exc), [{"field": "customer_id", "message": "unknown customer"}]
             ) from None
-        currency = field(body, "currency", str, required=False) or customer.currency
+        currency = _currency(body, customer)
         try:
             row = sales.add_receivable(
                 uow.session,
@@ -48,7 +61,7 @@ def create_receivable():
                 open_amount=open_amount,
                 doc_date=doc_date,
                 due_date=due_date,
-                order_no=field(body, "order_no", str, required=False),
+                order_no=order_no,
                 source="erp",
             )
         except sales.SalesError as exc:
@@ -58,18 +71,54 @@ def create_receivable():
     return result, 201
 
 
+def _currency(body: dict[str, Any], customer: Customer) -> str:
+    """The customer's currency, whether or not the body names it: exposure counts only the
+    open items in the customer's currency (domain.sales.open_exposure), so an item in another
+    would escape every credit check."""
+    currency = field(body, "currency", str, required=False)
+    if currency is None:
+        return customer.currency
+    if not ISO_4217.fullmatch(currency):
+        raise refused("currency", "must be a three-letter ISO 4217 code such as CNY")
+    if currency != customer.currency:
+        raise refused("currency", f"must be the customer's currency, {customer.currency}")
+    return currency
+
+
+def _reference(body: dict[str, Any], default: str) -> str:
+    return text_field(body, "reference", MAX_REFERENCE, required=False) or default
+
+
+def _same_document(
+    row: sales.Payment | sales.WriteOff, item: sales.Receivable, sent: dict[str, Any]
+) -> None:
+    """A reference already booked answers with its first booking only when it is that document
+    again; with another amount or content it is a different document, refused rather than
+    silently dropped."""
+    differing = [name for name, value in sent.items() if getattr(row, name) != value]
+    if row.receivable_id != item.id:
+        differing.insert(0, "document_no")
+    if differing:
+        message = f"is already booked with another {', '.join(differing)}"
+        raise Conflict(
+            f"reference {row.reference} {message}", [{"field": "reference", "message": message}]
+        )
+
+
 @bp.post("/<document_no>/payments")
 def add_payment(document_no: str):
     body = json_body()
     amount = money_field(body, "amount")
     paid_on = date_field(body, "paid_on")
-    reference = field(body, "reference", str, required=False) or f"{document_no}:{paid_on}:{amount}"
+    reference = _reference(body, f"{document_no}:{paid_on}:{amount}")
     with runtime().uow() as uow:
         item = _erp_item(uow.session, document_no, "receive the payment")
         try:
             payment, new = sales.apply_payment(uow.session, document_no, amount, paid_on, reference)
         except sales.SalesError as exc:
             raise BadRequest(str(exc), [{"field": "amount", "message": str(exc)}]) from None
+        if not new:
+            _same_document(payment, item, {"amount": amount, "paid_on": paid_on})
         result = {"reference": payment.reference, "receivable": sales.receivable_as_dict(item)}
         uow.commit()
     return result, 201 if new else 200
@@ -87,7 +136,7 @@ def add_write_off(document_no: str):
             "'reason' is 1 to 400 characters",
             [{"field": "reason", "message": "1 to 400 characters"}],
         )
-    reference = field(body, "reference", str, required=False) or f"{document_no}:w:{written_off_on}"
+    reference = _reference(body, f"{document_no}:w:{written_off_on}")
     with runtime().uow() as uow:
         item = _erp_item(uow.session, document_no, "write it off")
         try:
@@ -96,6 +145,9 @@ def add_write_off(document_no: str):
             )
         except sales.SalesError as exc:
             raise BadRequest(str(exc), [{"field": "amount", "message": str(exc)}]) from None
+        if not new:
+            sent = {"amount": amount, "written_off_on": written_off_on, "reason": reason}
+            _same_document(row, item, sent)
         result = {"reference": row.reference, "receivable": sales.receivable_as_dict(item)}
         uow.commit()
     return result, 201 if new else 200

@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app, g, request
 
 from api.errors import BadRequest
+from engine.errors import ValidationFailed
 from engine.runtime.commands import Actor, Runtime
 
 MAX_PAGE_SIZE = 200
@@ -113,6 +114,24 @@ def field(
         )
     if isinstance(value, int) and not isinstance(value, bool):
         _in_range(name, value)
+    return value
+
+
+def refused(name: str, message: str) -> ValidationFailed:
+    """A 422 naming one field: the JSON has the right shape, the value is not acceptable."""
+    return ValidationFailed(f"'{name}' {message}", [{"field": name, "message": message}])
+
+
+def text_field(body: dict[str, Any], name: str, most: int, required: bool = True) -> str | None:
+    """A string of at most `most` characters (the column's width: PostgreSQL refuses longer
+    text, which was a 500), and when required not blank either."""
+    value = field(body, name, str, required=required)
+    if value is None:
+        return None
+    if required and not value.strip():
+        raise refused(name, "must not be blank")
+    if len(value) > most:
+        raise refused(name, f"must be at most {most} characters")
     return value
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.events import PUBLISH_TOPIC, published_event
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -71,7 +73,7 @@ def publish_event(call: ServiceCall) -> dict[str, Any] | None:
     The payload is the variable named by the `payload` property (default: all variables), so
     an analyst can notify the ERP without code.
     """
-    event_type = call.properties.get("event") or call.element_id
+    event_type = published_event(call.element_id, call.properties)
     source = call.properties.get("payload")
     payload = call.variables.get(source) if source else call.variables
     call.emit(event_type, {"business_key": call.business_key, "data": payload})
@@ -80,5 +82,5 @@ def publish_event(call: ServiceCall) -> dict[str, Any] | None:
 
 def default_registry() -> ServiceRegistry:
     registry = ServiceRegistry()
-    registry.register("outbox.publish", publish_event)
+    registry.register(PUBLISH_TOPIC, publish_event)
     return registry

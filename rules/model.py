@@ -120,10 +120,13 @@ class Ruleset:
             raise FactsInvalid(errors)
         return facts
 
-    def coerce_parameters(self, raw: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
-        """Type-check parameter values; `partial` allows a subset (raise RulesetInvalid)."""
+    def coerce_parameters(
+        self, raw: Mapping[str, Any], *, partial: bool, floats: bool = True
+    ) -> dict[str, Any]:
+        """Type-check parameter values; `partial` allows a subset, `floats=False` refuses JSON
+        numbers with a fraction (raise RulesetInvalid)."""
         types = {k: t for k, t in self.parameter_types.items() if not partial or k in raw}
-        coerced, errors = _coerce_all(types, raw, "parameters")
+        coerced, errors = _coerce_all(types, raw, "parameters", floats)
         if errors:
             raise RulesetInvalid(errors)
         return coerced
@@ -394,7 +397,7 @@ def _declared_types(
 
 
 def _coerce_all(
-    types: Mapping[str, str], raw: Any, where: str
+    types: Mapping[str, str], raw: Any, where: str, floats: bool = True
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not isinstance(raw, Mapping):
         return {}, [{"field": where, "message": "must be an object"}]
@@ -404,6 +407,12 @@ def _coerce_all(
     for name, value_type in types.items():
         if name not in raw:
             errors.append({"field": f"{where}.{name}", "message": "missing"})
+            continue
+        if not floats and isinstance(raw[name], float):
+            # A binary float is not the number typed (0.1 is not a tenth); a limit or a
+            # threshold in force for months is set exactly, as a decimal string or an integer.
+            message = f'{value_type}: must be a decimal string such as "12.50" or an integer'
+            errors.append({"field": f"{where}.{name}", "message": message})
             continue
         try:
             coerced[name] = values.coerce(value_type, raw[name])

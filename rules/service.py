@@ -113,7 +113,7 @@ class RulesService:
         ruleset = self.ruleset(key)
         if not values:
             raise RulesetInvalid([{"field": "parameters", "message": "no parameter values given"}])
-        changed = ruleset.coerce_parameters(values, partial=True)
+        changed = ruleset.coerce_parameters(values, partial=True, floats=False)
         _, base = self._parameters_for(ruleset, effective_from)
         candidate = {**base, **changed}
         versions = self._repository.parameter_versions(key)

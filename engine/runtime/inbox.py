@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 STATES = ("created", "claimed", "delegated", "escalated", "completed", "cancelled")
 MAX_COMMENT = 4000
+MAX_USER = 200  # the width of the user and process-key columns of a delegation
 TASK_LINK = "/api/v1/tasks/{task_id}"
 INSTANCE_LINK = "/api/v1/instances/{instance_id}"
 DIAGRAM_LINK = "/api/v1/definitions/{key}/versions/{version}/bpmn"
@@ -382,6 +383,13 @@ def add_delegation(
         errors.append({"field": "delegator", "message": "only an admin may delegate for others"})
     if delegate_user == (delegator or actor.user):
         errors.append({"field": "delegate", "message": "must be someone else"})
+    for name, value in (
+        ("delegate", delegate_user),
+        ("delegator", delegator),
+        ("process_key", process_key),
+    ):
+        if value is not None and len(value) > MAX_USER:
+            errors.append({"field": name, "message": f"must be at most {MAX_USER} characters"})
     if errors:
         raise ValidationFailed("the delegation is invalid", errors)
     with rt.uow() as uow:

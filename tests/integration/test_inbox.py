@@ -333,6 +333,17 @@ def test_comment_from_outsider_is_403_and_an_empty_one_is_422(inbox):
     assert inbox.call("GET", f"/tasks/{task_id}/comments", "carol").json["items"] == []
 
 
+def test_a_comment_longer_than_4000_characters_is_refused_naming_text(inbox):
+    task_id = inbox.start()
+    path = f"/tasks/{task_id}/comments"
+
+    too_long = inbox.call("POST", path, "carol", {"text": "x" * 4001})
+
+    assert too_long.status_code == 422 and too_long.json["errors"][0]["field"] == "text"
+    assert inbox.call("GET", path, "carol").json["items"] == []
+    assert inbox.call("POST", path, "carol", {"text": "x" * 4000}).status_code == 201
+
+
 def test_comments_cannot_be_edited_or_deleted(inbox):
     task_id = inbox.start()
     inbox.call("POST", f"/tasks/{task_id}/comments", "carol", {"text": "first"})
