@@ -125,7 +125,9 @@ def post(
                 account=accounts[line.account],
                 debit=debit,
                 credit=credit,
-                **{k: v for k, v in line.dims.items() if v is not None},
+                # Every dimension set, None where absent: lines with the same columns go out
+                # as one multi-row INSERT instead of one per pattern of dimensions.
+                **{name: line.dims.get(name) for name in DIMENSIONS},
             )
         )
     total_debit = sum((r.debit for r in rows), Decimal("0.00"))

@@ -23,6 +23,7 @@ from engine.escalation import first_check_at, sla_business_days
 from engine.runtime import inbox
 from engine.runtime.execution import Execution
 from engine.sandbox import evaluate_expression
+from engine.store.inserts import insert_loaded
 from engine.store.tables import HumanTask, MessageSubscription, Timer
 
 
@@ -171,24 +172,26 @@ def _sync_tasks(ex: Execution) -> list[HumanTask]:
         )
         if row.status == "cancelled":
             ex.record("task_cancelled", row.element_id, task_id=task_id)
+    created = []
     for task_id, task in ready.items():
         if task_id in stored:
             continue
         row = new_human_task(ex, task)
-        # No flush here: the unit of work inserts human_task before the candidate rows that
-        # refer to it (the candidates' `task` relationship orders the two).
-        session.add(row)
-        session.add_all(
-            [
-                inbox.candidate(row, kind, name)
-                for kind, names in (("group", row.candidate_groups), ("user", row.candidate_users))
-                for name in names
-            ]
-        )
         ex.record("task_created", row.element_id, task_id=row.id, assignee=row.assignee)
         ex.outbox.append(inbox.task_event(row, "task.created", ex.now))
-        open_rows.append(row)
-    return open_rows
+        created.append(row)
+    # Plain INSERTs, tasks before the candidate rows that refer to them (engine/store/inserts).
+    insert_loaded(session, created)
+    insert_loaded(
+        session,
+        [
+            inbox.candidate(row, kind, name)
+            for row in created
+            for kind, names in (("group", row.candidate_groups), ("user", row.candidate_users))
+            for name in names
+        ],
+    )
+    return open_rows + created
 
 
 def _ready_user_tasks(workflow: Any) -> list[Any]:

@@ -46,7 +46,7 @@ class FlowgateWorkflow(BpmnWorkflow):
                 return None
         matches = [task for task in self.tasks.values() if task._state & mask]
         if len(matches) < 2:
-            return matches if not matches or _tree_position(matches[0]) is not None else None
+            return matches if not matches or _walk_reaches(matches[0]) else None
         positions = []
         for task in matches:
             position = _tree_position(task)
@@ -61,6 +61,19 @@ def _is_live_mask(state: Any) -> bool:
     # For these states the walk descends below every FUTURE-or-later task (TaskIterator's
     # min_state); masks with predicted or finished states are left to the walk.
     return isinstance(state, int) and state != 0 and not state & ~TaskState.DEFINITE_MASK
+
+
+def _walk_reaches(task: Task) -> bool:
+    """Whether the walk gets down to `task` (see `_tree_position`), for a lone match, whose
+    order needs no position."""
+    depth = 0
+    parent = task.parent
+    while parent is not None:
+        if parent._state < TaskState.FUTURE:
+            return False
+        depth += 1
+        parent = parent.parent
+    return depth < _WALK_MAX_DEPTH - 1
 
 
 def _tree_position(task: Task) -> tuple[int, ...] | None:

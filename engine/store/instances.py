@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine.store.audit import note_changed, note_created
+from engine.store.audit import note_changed
+from engine.store.inserts import insert_loaded
 from engine.store.tables import Instance
 
 _TABLE = Instance.__table__
-_COLUMNS = [column.key for column in _TABLE.columns]
-_INSERT = insert(_TABLE)
 
 
 def _update(names: tuple[str, ...]) -> Any:
@@ -41,18 +40,10 @@ def save_instance(session: Session, instance: Instance, values: dict[str, Any]) 
     """Write `values` to the instance's row: INSERT the first time (the row object has not
     been added to the session), else UPDATE under its optimistic lock."""
     if instance not in session:
-        row = {name: getattr(instance, name) for name in _COLUMNS}
-        row.update(values, lock_version=instance.lock_version or 1)
-        session.connection().execute(_INSERT, row)
-        # Every column set, so that none is left expired (each would be read back on first
-        # use); then persistent as if just loaded: later reads in this command find it in the
-        # identity map, rows added later that refer to it flush after it, and it is never
-        # flushed itself.
-        for name, value in row.items():
+        for name, value in values.items():
             setattr(instance, name, value)
-        make_transient_to_detached(instance)
-        session.add(instance)
-        note_created(session, instance)
+        instance.lock_version = instance.lock_version or 1
+        insert_loaded(session, [instance])
         return
     names = tuple(sorted(values))
     statement = _UPDATES.get(names)
