@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.runtime.execution import Execution
+from engine.store.inserts import insert_loaded
 from engine.store.tables import DecisionRecord
-from engine.store.uow import reserve_ids
 from rules.decision import Decision, failed_closed
 from rules.errors import RuleEvaluationFailed
 from rules.repository import InMemoryRulesetRepository
@@ -98,8 +98,7 @@ def store_decision(
 ) -> DecisionRecord:
     """The decision row itself, for process tasks and for sweeps outside any process."""
     row = DecisionRecord(
-        # Callers need the id at once (process variables, history): reserved, not flushed for.
-        id=reserve_ids(session, DecisionRecord),
+        id=None,
         instance_id=instance_id,
         element_id=element_id,
         ruleset_key=record["ruleset_key"],
@@ -109,9 +108,8 @@ def store_decision(
         record=record,
         created_at=now,
     )
-    session.add(row)
-    if row.id is None:
-        session.flush()  # PostgreSQL: the sequence gives the id the caller needs now
+    # Written at once: callers need the id now (process variables, history).
+    insert_loaded(session, [row])
     return row
 
 

@@ -16,21 +16,48 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from engine.store.audit import note_created
+from engine.store.uow import reserve_ids
 
-_INSERTS: dict[Any, Any] = {}
+_INSERTS: dict[tuple[Any, bool], Any] = {}
+
+
+def _insert(table: Any, returning: bool) -> Any:
+    statement = _INSERTS.get((table, returning))
+    if statement is None:
+        statement = insert(table)
+        if returning:
+            # PostgreSQL hands back the sequence's ids in the order of the rows.
+            statement = statement.returning(table.c.id, sort_by_parameter_order=True)
+        _INSERTS[(table, returning)] = statement
+    return statement
 
 
 def insert_loaded(session: Session, rows: Sequence[Any]) -> None:
-    """INSERT `rows`, new objects of one mapped class with every column set, in one statement."""
+    """INSERT `rows`, new objects of one mapped class with every column set, in one statement.
+
+    Rows of a table with a generated `id` that have none get theirs at once: reserved under
+    SQLite's write lock, or returned by PostgreSQL's sequence.
+    """
     if not rows:
         return
-    table = type(rows[0]).__table__
-    statement = _INSERTS.get(table)
-    if statement is None:
-        statement = _INSERTS[table] = insert(table)
+    model = type(rows[0])
+    table = model.__table__
     names = [column.key for column in table.columns]
     values = [{name: getattr(row, name) for name in names} for row in rows]
-    session.connection().execute(statement, values)
+    connection = session.connection()
+    generated = "id" in table.c and table.c.id.autoincrement is True and values[0]["id"] is None
+    first = reserve_ids(session, model, len(rows)) if generated else None
+    if first is not None:
+        for row_id, columns in enumerate(values, start=first):
+            columns["id"] = row_id
+    if generated and first is None:
+        for columns in values:
+            del columns["id"]
+        ids = connection.execute(_insert(table, True), values).scalars().all()
+        for row_id, columns in zip(ids, values, strict=True):
+            columns["id"] = row_id
+    else:
+        connection.execute(_insert(table, False), values)
     for row, columns in zip(rows, values, strict=True):
         # Every column set, so that none is left expired (each would be read back on first
         # use), then persistent with no pending history.
