@@ -45,6 +45,12 @@ class ProcurementError(InvalidInput):
     """Input the P2P records cannot accept; `field` names what is wrong."""
 
 
+class RequisitionTaken(ProcurementError):
+    """A requisition number or PO number another process already has. Refused with the start
+    itself, not by the model's rejection: a `requisition.rejected` under that same number would
+    read to the ERP as the first requisition's rejection."""
+
+
 # --- tables ---------------------------------------------------------------------------------
 
 
@@ -330,13 +336,13 @@ def check_requisition(
     existing = session.get(Requisition, payload["req_no"])
     if existing is not None and existing.instance_id != instance_id:
         # A second process for one requisition would issue (and pay) its PO twice.
-        raise ProcurementError(
+        raise RequisitionTaken(
             "requisition.req_no", f"is already being processed by instance {existing.instance_id}"
         )
     po_no = payload.get("po_no")
     taken = session.get(PurchaseOrder, po_no) if po_no and existing is None else None
     if taken is not None:
-        raise ProcurementError(
+        raise RequisitionTaken(
             "requisition.po_no", f"is already the PO of requisition {taken.req_no}"
         )
     return existing, lines

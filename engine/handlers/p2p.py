@@ -122,6 +122,8 @@ def receive_requisition(call: ServiceCall) -> dict[str, Any]:
             instance_id=call.instance_id,
             now=call.now,
         )
+    except p2p.RequisitionTaken:
+        raise
     except InvalidInput as exc:
         # Bad data from the ERP: no retry can fix it, so the model refuses it (not an incident).
         raise BusinessError("requisition_invalid", str(exc)) from exc

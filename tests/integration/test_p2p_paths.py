@@ -7,8 +7,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from domain.inventory import fefo_lots
+from engine.store.tables import OutboxMessage
 from tests.integration.p2p_support import SUPPLIER, P2PApi, make_api
 
 LONG_DATED = date(2028, 12, 31)
@@ -448,26 +450,61 @@ def test_a_requisition_line_out_of_range_is_refused_naming_it(api, change, field
     assert api.journal() == []
 
 
+def _start_refused(api: P2PApi, req_no: str, **requisition) -> list[dict]:
+    """Start a requisition the ERP hook must refuse outright; the errors of its 422."""
+    body = {"req_no": req_no, "requester": "peter", "supplier_id": SUPPLIER, "currency": "CNY"}
+    response = api.call(
+        "POST",
+        "/processes/procure_to_pay/instances",
+        json={"business_key": req_no, "variables": {"requisition": body | requisition}},
+        headers={"Idempotency-Key": f"again-{req_no}-{len(str(requisition))}"},
+    )
+    assert response.status_code == 422, response.json
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    return response.json["errors"]
+
+
+def _rejections_of(api: P2PApi, req_no: str) -> list[dict]:
+    with api.container.runtime.uow(write=False) as uow:
+        rows = uow.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.event_type == "requisition.rejected")
+        ).all()
+        return [row.payload for row in rows if row.payload.get("req_no") == req_no]
+
+
 def test_a_second_requisition_cannot_take_another_requisitions_po_number(api):
     api.start("PR-FIRST", [PR_LINE])
     first_po = api.po_no
 
-    errors = _refusal_errors(api, "PR-SECOND", [PR_LINE], po_no=first_po)
+    errors = _start_refused(api, "PR-SECOND", lines=[PR_LINE], po_no=first_po)
 
     assert errors == [
-        {"field": "requisition.po_no", "message": "is already the PO of requisition PR-FIRST"}
+        {
+            "field": "variables.requisition.po_no",
+            "message": "is already the PO of requisition PR-FIRST",
+        }
     ]
     waiting = api.ok("GET", f"/purchase-orders/{first_po}")
     assert waiting["req_no"] == "PR-FIRST"
+    assert api.ok("GET", "/instances?business_key=PR-SECOND")["items"] == []
 
 
-def test_the_same_requisition_started_twice_is_refused_the_second_time(api):
+def test_the_same_requisition_started_twice_is_refused_the_second_time_without_rejecting_it(api):
     api.start("PR-TWICE", [PR_LINE])
+    first = api.instance_id
 
-    errors = _refusal_errors(api, "PR-TWICE", [PR_LINE])
+    errors = _start_refused(api, "PR-TWICE", lines=[PR_LINE])
 
-    assert errors[0]["field"] == "requisition.req_no"
-    assert "already being processed" in errors[0]["message"]
+    assert errors == [
+        {
+            "field": "variables.requisition.req_no",
+            "message": f"is already being processed by instance {first}",
+        }
+    ]
+    listed = api.ok("GET", "/instances?business_key=PR-TWICE")
+    assert [i["id"] for i in listed["items"]] == [first]
+    # The ERP hears nothing that reads as the first requisition's rejection.
+    assert _rejections_of(api, "PR-TWICE") == []
 
 
 def refused(api: P2PApi, name: str, payload: dict) -> list[dict]:
