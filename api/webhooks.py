@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from urllib.parse import urlparse
 
 from flask import Blueprint
@@ -14,40 +12,13 @@ from api.requests import field, json_body, refused, runtime, text_field
 from engine.errors import ValidationFailed
 from engine.events import unknown_events
 from engine.store.tables import Definition, Webhook
+from engine.webhook_targets import reaches_metadata
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks")
 
 # The widths of webhook.url and webhook.secret.
 MAX_URL = 2000
 MAX_SECRET = 200
-# Names a cloud's metadata service answers under; its link-local address is refused as such.
-METADATA_HOSTS = frozenset({"metadata.google.internal"})
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _address(host: str) -> IPAddress | None:
-    """The address `host` writes out, in any form a resolver reads (`2852039166` and
-    `0xa9.0xfe.0xa9.0xfe` are 169.254.169.254; `::ffff:169.254.169.254` too), or None for a
-    name."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])  # fe80::1%eth0: the zone aside
-    except ValueError:
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return mapped or address
-
-
-def _reaches_metadata(host: str) -> bool:
-    """A link-local address or a metadata name: deliveries there would post signed events to
-    the host's cloud metadata service and hand its answers to whoever reads the outbox log.
-    (Loopback stays allowed: a receiver on the same host is a normal setup.)"""
-    host = host.rstrip(".").lower()
-    address = _address(host)
-    return host in METADATA_HOSTS or (address is not None and address.is_link_local)
 
 
 @bp.post("")
@@ -64,7 +35,7 @@ def create_webhook():
     if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.netloc:
         raise BadRequest("url must be an http(s) URL", [{"field": "url", "message": "not http(s)"}])
     text_field(body, "url", MAX_URL)
-    if _reaches_metadata(parsed.hostname or ""):
+    if reaches_metadata(parsed.hostname or ""):
         raise refused("url", "must not be a link-local or cloud metadata address")
     if not events or not all(isinstance(e, str) for e in events):
         raise BadRequest(

@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,6 +26,7 @@ from engine.escalation import sweep_escalations
 from engine.runtime.commands import Runtime, fire_timer
 from engine.store.db import checkpoint
 from engine.store.tables import BufferedMessage, OutboxMessage, Timer, Webhook
+from engine.webhook_targets import OPENER, check_resolved
 
 log = logging.getLogger("flowgate.scheduler")
 
@@ -103,6 +105,8 @@ def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> dict[str, 
     ).encode()
     reply: dict[str, Any] | None = None
     for hook in hooks:
+        target = urllib.parse.urlsplit(hook.url)
+        check_resolved(target.hostname or "", target.port)
         request = urllib.request.Request(
             hook.url,
             data=body,
@@ -113,7 +117,7 @@ def post_to_webhooks(message: OutboxMessage, hooks: list[Webhook]) -> dict[str, 
                 "X-Flowgate-Signature": sign(hook.secret, body),
             },
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with OPENER.open(request, timeout=10) as response:
             answer = response.read()
             if reply is None and response.headers.get_content_type() == "application/json":
                 reply = _json_object(answer)
