@@ -76,3 +76,37 @@ def test_task_queries_match_the_tree_walk_through_parallel_branches_and_a_subpro
         workflow.do_engine_steps()
         _assert_same_answers(workflow)
     assert workflow.completed
+
+
+LOOP = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
+  <bpmn:process id="rounds" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="round" />
+    <bpmn:scriptTask id="round" scriptFormat="python"><bpmn:script>done = done + 1</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="round" targetRef="again" />
+    <bpmn:exclusiveGateway id="again" default="f4" />
+    <bpmn:sequenceFlow id="f3" sourceRef="again" targetRef="round">
+      <bpmn:conditionExpression>done &lt; rounds</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f4" sourceRef="again" targetRef="review" />
+    <bpmn:userTask id="review" camunda:candidateGroups="credit_manager" />
+    <bpmn:sequenceFlow id="f5" sourceRef="review" targetRef="end" />
+    <bpmn:endEvent id="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_task_queries_match_the_tree_walk_after_a_long_loop_of_rounds():
+    spec, subs = compile_definition([SourceFile("rounds.bpmn", LOOP)]).specs["rounds"]
+    # 600 rounds leave a path deeper than the walk's depth limit (1,000): there the queries
+    # are the walk's, which no longer sees the review task (a SpiffWorkflow limit).
+    for rounds, ready in ((3, ["review"]), (600, [])):
+        workflow = FlowgateWorkflow(spec, subs, script_engine=make_script_engine())
+        workflow.get_tasks(state=TaskState.READY)[0].data.update(done=0, rounds=rounds)
+        workflow.do_engine_steps()
+        _assert_same_answers(workflow)
+        assert _queried(workflow, TaskState.READY) == ready

@@ -1,0 +1,78 @@
+"""Does an engine step cost more as an instance's history grows? (`python -m bench.bench_history`)
+
+An instance that loops (a dunning round, a re-check, an approval sent back) keeps every finished
+task in its tree. SpiffWorkflow finds the READY tasks of each engine step by walking that whole
+tree; flowgate's workflow (`engine/runtime/workflow.py`) scans its flat task dict and orders only
+the matches. This runs one model that loops N times through a gateway and a script task before
+it waits at a user task, then times the queries each engine step and each projection make, both
+ways, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from functools import partial
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from engine.definitions.compile import SourceFile, compile_definition
+from engine.runtime.workflow import FlowgateWorkflow
+from engine.sandbox import make_script_engine
+
+MODEL = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
+  <bpmn:process id="rounds" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="round" />
+    <bpmn:scriptTask id="round" name="One more round" scriptFormat="python">
+      <bpmn:script>done = done + 1</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="round" targetRef="again" />
+    <bpmn:exclusiveGateway id="again" default="f4" />
+    <bpmn:sequenceFlow id="f3" sourceRef="again" targetRef="round">
+      <bpmn:conditionExpression>done &lt; rounds</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f4" sourceRef="again" targetRef="review" />
+    <bpmn:userTask id="review" name="Review" camunda:candidateGroups="credit_manager" />
+    <bpmn:sequenceFlow id="f5" sourceRef="review" targetRef="end" />
+    <bpmn:endEvent id="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+QUERIES = {
+    "READY (every engine step)": TaskState.READY,
+    "READY|WAITING|STARTED (variables)": TaskState.READY | TaskState.WAITING | TaskState.STARTED,
+}
+
+
+def _per_call_us(query, repeat: int) -> float:
+    begun = time.perf_counter()
+    for _ in range(repeat):
+        query()
+    return (time.perf_counter() - begun) / repeat * 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_history", description=__doc__)
+    parser.add_argument("--rounds", default="10,100,1000")
+    parser.add_argument("--repeat", type=int, default=300)
+    args = parser.parse_args(argv)
+    spec, subs = compile_definition([SourceFile("rounds.bpmn", MODEL)]).specs["rounds"]
+    print("| finished tasks | query | SpiffWorkflow's walk µs | flowgate's scan µs | ratio |")
+    print("| ---: | --- | ---: | ---: | ---: |")
+    for rounds in (int(r) for r in args.rounds.split(",")):
+        workflow = FlowgateWorkflow(spec, subs, script_engine=make_script_engine())
+        workflow.get_tasks(state=TaskState.READY)[0].data.update(done=0, rounds=rounds)
+        workflow.do_engine_steps()
+        finished = len([t for t in workflow.tasks.values() if t.state == TaskState.COMPLETED])
+        for label, mask in QUERIES.items():
+            walk = _per_call_us(partial(BpmnWorkflow.get_tasks, workflow, state=mask), 30)
+            scan = _per_call_us(partial(workflow.get_tasks, state=mask), args.repeat)
+            print(f"| {finished:,} | {label} | {walk:,.1f} | {scan:,.1f} | {walk / scan:,.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
