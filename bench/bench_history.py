@@ -20,28 +20,9 @@ from SpiffWorkflow.util.task import TaskState
 from engine.definitions.compile import SourceFile, compile_definition
 from engine.runtime.workflow import FlowgateWorkflow
 from engine.sandbox import make_script_engine
+from tests.e2e.conftest import ROOT
 
-MODEL = b"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
-  <bpmn:process id="rounds" isExecutable="true">
-    <bpmn:startEvent id="start" />
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="round" />
-    <bpmn:scriptTask id="round" name="One more round" scriptFormat="python">
-      <bpmn:script>done = done + 1</bpmn:script>
-    </bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f2" sourceRef="round" targetRef="again" />
-    <bpmn:exclusiveGateway id="again" default="f4" />
-    <bpmn:sequenceFlow id="f3" sourceRef="again" targetRef="round">
-      <bpmn:conditionExpression>done &lt; rounds</bpmn:conditionExpression>
-    </bpmn:sequenceFlow>
-    <bpmn:sequenceFlow id="f4" sourceRef="again" targetRef="review" />
-    <bpmn:userTask id="review" name="Review" camunda:candidateGroups="credit_manager" />
-    <bpmn:sequenceFlow id="f5" sourceRef="review" targetRef="end" />
-    <bpmn:endEvent id="end" />
-  </bpmn:process>
-</bpmn:definitions>
-"""
+MODEL = (ROOT / "tests" / "fixtures" / "rounds.bpmn").read_bytes()
 QUERIES = {
     "READY (every engine step)": TaskState.READY,
     "READY|WAITING|STARTED (variables)": TaskState.READY | TaskState.WAITING | TaskState.STARTED,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
@@ -78,26 +80,8 @@ def test_task_queries_match_the_tree_walk_through_parallel_branches_and_a_subpro
     assert workflow.completed
 
 
-LOOP = b"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
-  <bpmn:process id="rounds" isExecutable="true">
-    <bpmn:startEvent id="start" />
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="round" />
-    <bpmn:scriptTask id="round" scriptFormat="python"><bpmn:script>done = done + 1</bpmn:script>
-    </bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f2" sourceRef="round" targetRef="again" />
-    <bpmn:exclusiveGateway id="again" default="f4" />
-    <bpmn:sequenceFlow id="f3" sourceRef="again" targetRef="round">
-      <bpmn:conditionExpression>done &lt; rounds</bpmn:conditionExpression>
-    </bpmn:sequenceFlow>
-    <bpmn:sequenceFlow id="f4" sourceRef="again" targetRef="review" />
-    <bpmn:userTask id="review" camunda:candidateGroups="credit_manager" />
-    <bpmn:sequenceFlow id="f5" sourceRef="review" targetRef="end" />
-    <bpmn:endEvent id="end" />
-  </bpmn:process>
-</bpmn:definitions>
-"""
+# Loops through a script task until `done` reaches `rounds`, then waits at a user task.
+LOOP = (Path(__file__).resolve().parents[1] / "fixtures" / "rounds.bpmn").read_bytes()
 
 
 def test_task_queries_match_the_tree_walk_after_a_long_loop_of_rounds():
