@@ -8,20 +8,40 @@ step over. The workflow already holds its tasks in a flat dict, so a query for t
 state scans that dict instead and puts the matches in the order the walk would have returned
 them (bench/bench_history.py: 37-45x faster at 20-200 finished tasks). Where that order
 cannot be read off the tree cheaply (a match inside a subprocess, an ancestor the walk would not
-descend into, a tree of 1,000 tasks or more, which may be deeper than the walk goes), the query
-falls back to SpiffWorkflow's own walk, so the answer is always the one the walk gives.
+descend into), the query falls back to SpiffWorkflow's own walk, so the answer is always the one
+the walk gives.
 """
 
 from __future__ import annotations
 
+import inspect
+import sys
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.task import Task
-from SpiffWorkflow.util.task import TaskState
+from SpiffWorkflow.util.task import TaskIterator, TaskState
 
-# The walk descends below a task only while its depth is under this (TaskIterator's default).
-_WALK_MAX_DEPTH = 1000
+
+def _lift_walk_depth_limit() -> None:
+    """SpiffWorkflow's walks stop 1,000 levels down (TaskIterator's `max_depth` default), and
+    every round of a loop deepens the tree: past that, an instance's next task was invisible
+    and `is_completed()` said True, so a long-looping instance (a payment rechecked daily for
+    months) was closed as completed without having run its last steps. A task tree has no
+    cycles to guard against, so the default is lifted for every walk, including those inside
+    SpiffWorkflow's own joins, gateways and `cancel`, which no subclass could reach."""
+    for iterator in (TaskIterator, BpmnTaskIterator):
+        parameters = inspect.signature(iterator.__init__).parameters.values()
+        with_defaults = [p.name for p in parameters if p.default is not inspect.Parameter.empty]
+        position = with_defaults.index("max_depth")
+        defaults = list(iterator.__init__.__defaults__)
+        if defaults[position] == 1000:
+            defaults[position] = sys.maxsize
+            iterator.__init__.__defaults__ = tuple(defaults)
+
+
+_lift_walk_depth_limit()
 
 
 class FlowgateWorkflow(BpmnWorkflow):
@@ -42,17 +62,14 @@ class FlowgateWorkflow(BpmnWorkflow):
     def _live_tasks(self, mask: int) -> list[Task] | None:
         """The tasks whose state is in `mask`, in the walk's order; None where only the walk
         can tell that order."""
-        if len(self.tasks) >= _WALK_MAX_DEPTH:
-            # A path may be longer than the walk descends: leave such a tree to the walk.
-            return None
         for subprocess in self.subprocesses.values():
             if any(task._state & mask for task in subprocess.tasks.values()):
                 return None
         matches = [task for task in self.tasks.values() if task._state & mask]
         if len(matches) < 2:
             # The walk reaches every live task: SpiffWorkflow never puts a definite task under
-            # a predicted one (TaskIterator's own note), and the tree is shallower than its
-            # depth limit. So a lone match needs no position.
+            # a predicted one (TaskIterator's own note), and its depth limit is lifted (below).
+            # So a lone match needs no position.
             return matches
         positions = []
         for task in matches:

@@ -86,10 +86,11 @@ LOOP = (Path(__file__).resolve().parents[1] / "fixtures" / "rounds.bpmn").read_b
 
 def test_task_queries_match_the_tree_walk_after_a_long_loop_of_rounds():
     spec, subs = compile_definition([SourceFile("rounds.bpmn", LOOP)]).specs["rounds"]
-    # 600 rounds leave a path deeper than the walk's depth limit (1,000 levels); there the
-    # queries are the walk's own, limit included.
+    # 600 rounds leave a path past SpiffWorkflow's old walk depth limit (1,000 levels).
     for rounds in (3, 600):
         workflow = FlowgateWorkflow(spec, subs, script_engine=make_script_engine())
         workflow.get_tasks(state=TaskState.READY)[0].data.update(done=0, rounds=rounds)
         workflow.do_engine_steps()
         _assert_same_answers(workflow)
+        assert _queried(workflow, TaskState.READY) == ["review"]
+        assert not workflow.is_completed()
