@@ -9,7 +9,8 @@ state scans that dict instead and puts the matches in the order the walk would h
 them (bench/bench_history.py: 37-45x faster at 20-200 finished tasks). Where that order
 cannot be read off the tree cheaply (a match inside a subprocess, an ancestor the walk would not
 descend into), the query falls back to SpiffWorkflow's own walk, so the answer is always the one
-the walk gives.
+the walk gives. SpiffWorkflow's own walks, wherever it makes them, no longer stop 1,000 levels
+down (`_lift_walk_depth_limit`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ def _lift_walk_depth_limit() -> None:
         with_defaults = [p.name for p in parameters if p.default is not inspect.Parameter.empty]
         position = with_defaults.index("max_depth")
         defaults = list(iterator.__init__.__defaults__)
-        if defaults[position] == 1000:
-            defaults[position] = sys.maxsize
-            iterator.__init__.__defaults__ = tuple(defaults)
+        defaults[position] = sys.maxsize
+        iterator.__init__.__defaults__ = tuple(defaults)
 
 
 _lift_walk_depth_limit()
@@ -68,7 +68,7 @@ class FlowgateWorkflow(BpmnWorkflow):
         matches = [task for task in self.tasks.values() if task._state & mask]
         if len(matches) < 2:
             # The walk reaches every live task: SpiffWorkflow never puts a definite task under
-            # a predicted one (TaskIterator's own note), and its depth limit is lifted (below).
+            # a predicted one (TaskIterator's own note), and its depth limit is lifted (above).
             # So a lone match needs no position.
             return matches
         positions = []

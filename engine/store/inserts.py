@@ -47,16 +47,16 @@ def insert_loaded(session: Session, rows: Sequence[Any]) -> None:
     connection = session.connection()
     generated = "id" in table.c and table.c.id.autoincrement is True and values[0]["id"] is None
     first = reserve_ids(session, model, len(rows)) if generated else None
-    if first is not None:
-        for row_id, columns in enumerate(values, start=first):
-            columns["id"] = row_id
-    if generated and first is None:
+    if generated and first is None:  # PostgreSQL: the sequence's ids, in the rows' order
         for columns in values:
             del columns["id"]
         ids = connection.execute(_insert(table, True), values).scalars().all()
         for row_id, columns in zip(ids, values, strict=True):
             columns["id"] = row_id
     else:
+        if first is not None:  # SQLite: the ids reserved under its write lock
+            for row_id, columns in enumerate(values, start=first):
+                columns["id"] = row_id
         connection.execute(_insert(table, False), values)
     for row, columns in zip(rows, values, strict=True):
         # Every column set, so that none is left expired (each would be read back on first
