@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from bench.http_load import Client
 from bench.measure import Throughput
@@ -45,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced", type=int, default=int(os.environ.get("BENCH_P2P_PACED", 200)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 4)))
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    # One round's p99 swung 22 - 80 ms between identical runs on PostgreSQL within one hour
+    # (the machine's other tenants); the median of several rounds is the figure to quote.
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_P2P_ROUNDS", 3)))
     return parser.parse_args(argv)
 
 
@@ -205,8 +210,10 @@ def paced(work: W4, count: int, threads: int, rate: float) -> None:
 
 
 def measure(
-    backend: str, database_url: str | None, count: int, threads: int, paced_count: int
-) -> dict:
+    backend: str, database_url: str | None, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """`args.rounds` rounds on one server, each a flat-out phase and a paced one at half of it."""
+    rows = []
     with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), database_url) as server:
         Client(server.base).call(
             "PUT",
@@ -215,44 +222,53 @@ def measure(
             {"name": "Medsupply", "blocked": False, "bank_account_trusted": True},
         )
         W4(server, "warm", 0)(Client(server.base), 0)
-        flat_out = W4(server, "max", 10)
-        run = closed_loop(flat_out, count, threads)
-        tasks_per_s = len(flat_out.completions) / run.seconds
-        half = W4(server, "half", 10 + count)
-        paced(half, paced_count, threads, rate=run.rate / 2)
-        latency = Throughput(len(half.completions), 1.0, half.completions)
-        return {
-            "backend": backend,
-            "instances/s max": run.rate,
-            "tasks/s max": tasks_per_s,
-            "complete p50 ms @50%": latency.p50_ms,
-            "complete p95 ms @50%": latency.percentile(95) * 1e3,
-            "complete p99 ms @50%": latency.p99_ms,
-            "completions @50%": len(half.completions),
-        }
+        for number in range(1, args.rounds + 1):
+            offset = number * (args.instances + args.paced + 10)
+            flat_out = W4(server, f"max{number}", offset)
+            run = closed_loop(flat_out, args.instances, args.threads)
+            half = W4(server, f"half{number}", offset + args.instances)
+            paced(half, args.paced, args.threads, rate=run.rate / 2)
+            latency = Throughput(len(half.completions), 1.0, half.completions)
+            rows.append(
+                {
+                    "backend": backend,
+                    "round": number,
+                    "instances/s max": run.rate,
+                    "tasks/s max": len(flat_out.completions) / run.seconds,
+                    "p50": latency.p50_ms,
+                    "p95": latency.percentile(95) * 1e3,
+                    "p99": latency.p99_ms,
+                    "n": len(half.completions),
+                }
+            )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     rows = []
     if args.backend in ("sqlite", "both"):
-        rows.append(measure("sqlite", None, args.instances, args.threads, args.paced))
+        rows += measure("sqlite", None, args)
     pg = os.environ.get("FLOWGATE_BENCH_POSTGRES_URL")
     if args.backend in ("postgres", "both") and pg:
         with postgres_schema_url(pg, prefix="bench") as url:
-            rows.append(measure("postgres", url, args.instances, args.threads, args.paced))
+            rows += measure("postgres", url, args)
     print(
-        f"W4 procure to pay to paid: {args.instances} instances flat out, then {args.paced}"
-        f" paced at half that rate; {args.threads} threads"
+        f"W4 procure to pay to paid, {args.rounds} rounds per backend: {args.instances} instances"
+        f" flat out, then {args.paced} paced at half that rate; {args.threads} threads"
     )
-    print("| backend | instances/s | tasks/s (max) | complete p50 / p95 / p99 ms @ 50 % | n |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| backend | round | instances/s | tasks/s (max) | complete p50 / p95 / p99 ms | n |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(
-            f"| {row['backend']} | {row['instances/s max']:.1f} | {row['tasks/s max']:.1f} "
-            f"| {row['complete p50 ms @50%']:.1f} / {row['complete p95 ms @50%']:.1f}"
-            f" / {row['complete p99 ms @50%']:.1f} | {row['completions @50%']} |"
+            f"| {row['backend']} | {row['round']} | {row['instances/s max']:.1f}"
+            f" | {row['tasks/s max']:.1f} | {row['p50']:.1f} / {row['p95']:.1f} / {row['p99']:.1f}"
+            f" | {row['n']} |"
         )
+    for backend in dict.fromkeys(row["backend"] for row in rows):
+        p99 = statistics.median(row["p99"] for row in rows if row["backend"] == backend)
+        verdict = "met" if p99 < 50 else "NOT MET"
+        print(f"{backend}: median p99 of the rounds {p99:.1f} ms; target < 50 ms {verdict}")
 
 
 if __name__ == "__main__":
