@@ -85,7 +85,7 @@ class DefinitionCatalog:
                 version=(latest.version + 1) if latest else 1,
                 checksum=compiled.checksum,
                 files=stored_files,
-                elements=compiled.elements,
+                elements=compiled.elements[key],
                 deployed_by=actor,
             )
             uow.session.add(row)

@@ -39,7 +39,8 @@ class CompiledDefinition:
 
     files: list[SourceFile]
     process_ids: list[str]
-    elements: dict[str, dict[str, Any]]
+    # Per process id: element id -> the Camunda attributes the engine acts on.
+    elements: dict[str, dict[str, dict[str, Any]]]
     checksum: str
     specs: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
@@ -185,21 +186,25 @@ def compile_definition(
     except (SpiffWorkflowException, etree.XMLSyntaxError, ValueError, KeyError) as exc:
         raise InvalidDefinition(str(exc), [_error(None, f"cannot parse: {exc}")]) from exc
 
-    elements: dict[str, dict[str, Any]] = {}
+    # Element ids are unique within a file only: two processes uploaded together may both
+    # have a `wait_payment`, so each file keeps its own map (see _process_elements).
+    by_file: dict[str, dict[str, dict[str, Any]]] = {}
     errors: list[dict[str, Any]] = []
+    dmn_ids = set(parser.dmn_parsers)
     for name, tree in trees.items():
         if name.lower().endswith(".dmn"):
             continue
-        elements.update(read_elements(tree))
+        by_file[name] = read_elements(tree)
         errors.extend(_check_flows(tree, name))
-    errors.extend(_check_elements(elements, known_topic, known_ruleset, set(parser.dmn_parsers)))
+        errors.extend(_check_elements(by_file[name], known_topic, known_ruleset, dmn_ids))
 
-    process_ids = [
-        node.get("id")
-        for tree in trees.values()
+    process_files = {
+        node.get("id"): name
+        for name, tree in trees.items()
         for node in tree.xpath("//bpmn:process", namespaces=NS)
         if node.get("isExecutable", "true") != "false"
-    ]
+    }
+    process_ids = list(process_files)
     if not process_ids:
         errors.append(_error(None, "no executable process"))
     for process_id in process_ids:
@@ -222,4 +227,20 @@ def compile_definition(
                 errors.append(_error(process_id, f"cannot build process: {exc}"))
     if errors:
         raise InvalidDefinition(f"{len(errors)} problem(s) in the uploaded model", errors)
+    elements = {
+        key: _process_elements(by_file, process_files[key], specs[key][1]) for key in process_ids
+    }
     return CompiledDefinition(files, process_ids, elements, checksum(files), specs)
+
+
+def _process_elements(
+    by_file: dict[str, dict[str, dict[str, Any]]], own_file: str, subprocess_specs: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The elements one process runs: those of the processes it calls, then its own file's,
+    which win where an id repeats. Merging every uploaded file's map gave O2C's `wait_payment`
+    the correlation key of P2P's, once the two were uploaded together."""
+    elements: dict[str, dict[str, Any]] = {}
+    for spec in subprocess_specs.values():
+        elements.update(by_file.get(getattr(spec, "file", None) or "", {}))
+    elements.update(by_file[own_file])
+    return elements

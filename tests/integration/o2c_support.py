@@ -101,12 +101,13 @@ class O2CApi(ApiClient):
         return self.message("shipment_confirmed", order_no, {"ship_date": TODAY, "lines": lines})
 
 
-def make_api(container: Container) -> O2CApi:
-    with container.runtime.uow() as uow:
-        container.runtime.catalog.deploy(
-            uow, [SourceFile("order_to_cash.bpmn", MODEL.read_bytes())], "test"
-        )
-        uow.commit()
+def make_api(container: Container, deploy: bool = True) -> O2CApi:
+    if deploy:
+        with container.runtime.uow() as uow:
+            container.runtime.catalog.deploy(
+                uow, [SourceFile("order_to_cash.bpmn", MODEL.read_bytes())], "test"
+            )
+            uow.commit()
     tokens = {
         "erp": container.tokens.create_key("erp", ["erp_system"]),
         "admin": container.tokens.issue("admin", ["admin"]),

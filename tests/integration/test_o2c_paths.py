@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import pytest
 
+from api.app import create_app
 from api.bootstrap import Container
+from tests.integration.o2c_support import MODEL as O2C_MODEL
 from tests.integration.o2c_support import O2CApi, assert_balanced, make_api, udi
+from tests.integration.p2p_support import MODEL as P2P_MODEL
 
 
 @pytest.fixture
@@ -635,3 +639,37 @@ def test_an_overdue_erp_receivable_is_dunned_by_the_sweep_once_per_level(api: O2
     body = api.ok("GET", "/outbox?event_type=dunning.level_changed", who="auditor")
     [event] = [e for e in body["items"] if e["payload"]["document_no"] == "ERP-INV-13"]
     assert (event["payload"]["previous_level"], event["payload"]["level"]) == (0, 2)
+
+
+def test_order_to_cash_deployed_together_with_procure_to_pay_ships_and_is_paid(
+    container: Container,
+) -> None:
+    # One upload with both models: each process keeps its own elements (both have a
+    # `wait_payment`, correlated by order_no in one and po_no in the other).
+    files = [
+        ("order_to_cash.bpmn", O2C_MODEL.read_bytes()),
+        ("procure_to_pay.bpmn", P2P_MODEL.read_bytes()),
+    ]
+    admin = container.tokens.issue("admin", ["admin"])
+    upload = (
+        create_app(container=container)
+        .test_client()
+        .post(
+            "/api/v1/definitions",
+            data={"file": [(io.BytesIO(content), name) for name, content in files]},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+    )
+    assert upload.status_code == 201, upload.json
+    api = make_api(container, deploy=False)
+    api.customer("C1")
+    api.lot("L1")
+    assert api.start("SO-1", "C1", [line()])["version"] == 1
+    shipped = api.ship("SO-1", [{"line_no": 1, "qty": 2, "udis": [udi("L1", 1), udi("L1", 2)]}])
+    assert shipped.status_code == 200, shipped.json
+    paid = api.message(
+        "payment_received",
+        "SO-1",
+        {"invoice_no": "INV-SO-1", "amount": "2260.00", "paid_on": "2026-12-01"},
+    )
+    assert paid.json["instance_status"] == "completed", paid.json

@@ -24,14 +24,14 @@ def errors_of(content: bytes, **kwargs) -> list[dict]:
 
 def test_camunda_user_task_attributes_are_read():
     compiled = compile_variant(FIXTURE)
-    task = compiled.elements["approve_order"]
+    task = compiled.elements["approval"]["approve_order"]
     assert task["candidate_groups"] == "${approver_group}"
     assert task["due_date"] == "P2D"
     assert task["properties"] == {"sla": "P1D"}
     assert [f["id"] for f in task["form"]] == ["decision", "comment"]
     assert task["form"][0]["required"] and task["form"][0]["enum"][1]["id"] == "reject"
     assert task["form"][1]["constraints"] == {"maxlength": "200"}
-    assert compiled.elements["lookup"]["topic"] == "demo.lookup"
+    assert compiled.elements["approval"]["lookup"]["topic"] == "demo.lookup"
 
 
 def test_unknown_service_topic_is_refused_naming_the_element():
