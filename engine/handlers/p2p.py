@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from domain import inventory
 from domain import procurement as p2p
 from domain.errors import BusinessError, InvalidInput
-from domain.fields import date_at, decimal_at, int_at, lines_at
+from domain.fields import date_at, decimal_at, int_at, lines_at, optional_text_at
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry
 from engine import decisions as engine_decisions
@@ -339,7 +339,8 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
     session, as_of = call.session, _as_of(call)
     message = _message(call, "goods_received")
     po = _po(call)
-    receipt_no = str(message.get("receipt_no") or "")
+    # Limits are the columns' (domain/procurement.py): past them PostgreSQL refuses the row.
+    receipt_no = optional_text_at(message, "receipt_no", "goods_received.receipt_no", 64)
     if not receipt_no:
         raise p2p.ProcurementError("goods_received.receipt_no", "is required")
     already = session.scalar(
@@ -356,7 +357,8 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
         where = f"goods_received.lines[{index}]"
         line_no = int_at(line.get("line_no", 0), f"{where}.line_no")
         gtin = gtin_at(line.get("gtin"), f"{where}.gtin")
-        lot = str(line.get("lot") or "")
+        lot = optional_text_at(line, "lot", f"{where}.lot", 64) or ""
+        optional_text_at(line, "udi", f"{where}.udi", 200)
         qty = int_at(line.get("qty") or 0, f"{where}.qty")
         expiry = date_at(line.get("expiry_date"), f"{where}.expiry_date")
         po_line = po_lines.get(line_no)

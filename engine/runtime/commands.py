@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.definitions.catalog import DefinitionCatalog
@@ -159,7 +159,8 @@ def request_hash(body: Any) -> str:
 
 
 def _replaying(attempt: Callable[[], T]) -> T:
-    """Run a command; if one of its steps failed, run it again with a savepoint per step.
+    """Run a command; if one of its steps failed, or the database refused what it wrote, run
+    it again with a savepoint per step.
 
     The first run leaves savepoints out (see Execution.run_steps); leaving the unit of work on
     StepFailed rolled all of it back, so the second run starts where the first did.
@@ -167,8 +168,15 @@ def _replaying(attempt: Callable[[], T]) -> T:
     try:
         return attempt()
     except StepFailed:
-        with guarded_steps():
-            return attempt()
+        pass
+    except (DBAPIError, OverflowError) as exc:
+        # A row a step queued, refused when the command saved: run again with the steps
+        # guarded, which flush after each service so the refusal lands on the step that queued
+        # it (an incident). Unique-key races are _with_retry's to run again as they were.
+        if isinstance(exc, IntegrityError):
+            raise
+    with guarded_steps():
+        return attempt()
 
 
 def _with_retry(rt: Runtime, attempt: Callable[[], T]) -> T:

@@ -162,6 +162,10 @@ class Execution:
             raise _BusinessErrorRouted(exc.code) from exc
         if result:
             task.data.update(result)
+        if GUARDED_STEPS.get():
+            # A row the database refuses fails here, inside the step, as an incident naming
+            # the element, rather than later when nothing can say which step queued it.
+            self.uow.session.flush()
 
     def evaluate_ruleset(self, ruleset_key: str, task: Any) -> None:
         self.rules.decide(self, ruleset_key, task)
@@ -211,9 +215,11 @@ class Execution:
                 current["outbox"] = len(self.outbox)
 
         def did_complete(task: Any) -> None:
-            savepoint = current.pop("savepoint", None)
+            savepoint = current.get("savepoint")
             if savepoint is not None:
                 savepoint.commit()
+                # Only now: a commit that failed leaves the savepoint for _undo_savepoint.
+                del current["savepoint"]
             self._record_step(task)
             current.clear()
 
@@ -273,7 +279,9 @@ class Execution:
 
     def _undo_savepoint(self, current: dict[str, Any]) -> None:
         savepoint = current.pop("savepoint", None)
-        if savepoint is not None and savepoint.is_active:
+        if savepoint is not None:
+            # Also when a failed flush already deactivated it: rolling back is what closes it
+            # and hands the session back, or saving the incident meets PendingRollbackError.
             savepoint.rollback()
         if "outbox" in current:
             del self.outbox[current.pop("outbox") :]

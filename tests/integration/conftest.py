@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 
 from api.bootstrap import Container, bootstrap
 from api.settings import Settings
+from domain.inventory import Lot
 from engine.definitions.compile import SourceFile
 from engine.errors import BusinessError
 from engine.runtime.commands import Actor
@@ -25,13 +27,18 @@ CAROL = Actor("carol", frozenset({"credit_manager"}), frozenset({"credit_manager
 def lookup_customer(call: ServiceCall) -> dict[str, Any]:
     """Demo handler: a blocked customer takes the error boundary; `explode` is a crash.
 
-    With `write_first`, it queues an outbox row before anything else, so a test can see
-    whether a failure after a write keeps it.
+    `unstorable` queues a row the database refuses. With `write_first`, it queues an outbox
+    row before anything else, so a test can see whether a failure after a write keeps it.
     """
     if call.variables.get("write_first"):
         call.emit("demo.lookup_begun", {"order": call.business_key})
     if call.variables.get("explode"):
         raise RuntimeError("ERP lookup timed out")
+    if call.variables.get("unstorable"):
+        # A row the database refuses when it is flushed (past any 64-bit integer column).
+        call.session.add(
+            Lot(gtin="06901234567892", lot="L-BIG", expiry_date=date(2030, 1, 1), qty_on_hand=2**70)
+        )
     if call.variables.get("blocked"):
         raise BusinessError("customer_blocked", "customer is blocked")
     return {"approver_group": "credit_manager", "looked_up": True}

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from domain.inventory import fefo_lots
 from engine.store.tables import OutboxMessage
-from tests.integration.p2p_support import SUPPLIER, P2PApi, make_api
+from tests.integration.p2p_support import GTIN, SUPPLIER, P2PApi, make_api, udi
 
 LONG_DATED = date(2028, 12, 31)
 
@@ -160,6 +160,35 @@ def test_short_dated_lot_is_rejected_back_to_the_vendor_at_receipt(api):
     api.receive("GR-2", (1, "L-GOOD", 100, LONG_DATED))
     assert api.task("incoming_inspection")["candidate_groups"] == ["qa_manager"]
     assert len(api.journal()) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("udi", 10**30),
+        ("udi", {"ai": "01"}),
+        ("udi", "U" * 201),
+        ("lot", "L" * 65),
+        ("receipt_no", "R" * 65),
+        ("receipt_no", 17),
+    ],
+)
+def test_a_receipt_field_not_text_or_past_its_column_is_refused_naming_it(api, field, value):
+    small_requisition(api, "PR-4002")
+    line = {"line_no": 1, "qty": 100, "gtin": GTIN, "lot": "L-1"}
+    line |= {"expiry_date": LONG_DATED.isoformat(), "udi": udi("L-1", LONG_DATED)}
+    payload = {"po_no": api.po_no, "receipt_no": "GR-1", "lines": [line]}
+    (payload if field == "receipt_no" else line)[field] = value
+    message = {"name": "goods_received", "correlation_key": api.po_no, "payload": payload}
+    refused = api.call("POST", "/messages", json=message)
+    assert refused.status_code == 422, refused.json
+    where = "payload.receipt_no" if field == "receipt_no" else f"payload.lines[0].{field}"
+    assert [e["field"] for e in refused.json["errors"]] == [where]
+    # Nothing of it was kept: the PO still waits for its goods, and a corrected one is taken.
+    assert api.purchase_order()["receipts"] == []
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_goods"]
+    api.receive("GR-1", (1, "L-1", 100, LONG_DATED))
+    assert api.task("incoming_inspection")["candidate_groups"] == ["qa_manager"]
 
 
 def test_partial_receipt_waits_for_the_rest_before_the_invoice(api):

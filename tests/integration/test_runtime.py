@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from domain.inventory import Lot
 from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from engine.runtime import commands
 from engine.store.tables import Instance, InstanceEvent
@@ -131,6 +132,14 @@ def test_crashing_handler_is_an_incident_that_keeps_the_instance_and_retry_resum
     retried = commands.retry(rt, body["id"], ERP).body
     assert retried["status"] == "running"
     assert retried["active_tasks"][0]["element_id"] == "approve_order"
+
+
+def test_row_the_database_refuses_is_an_incident_at_its_step_and_nothing_of_it_is_kept(rt):
+    body = start(rt, unstorable=True)
+    assert body["status"] == "incident"
+    assert body["incident"]["element_id"] == "lookup"
+    with rt.uow(write=False) as uow:
+        assert uow.session.scalars(select(Lot)).all() == []
 
 
 def outbox_types(rt: Any, instance_id: str) -> list[str]:
