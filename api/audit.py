@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -72,8 +73,12 @@ def export_events():
                 chunk = "".join(json.dumps(event_as_dict(r), sort_keys=True) + "\n" for r in rows)
             yield chunk
 
+    # The first batch is read before the 200 goes out: a query that fails there is answered
+    # as a problem, where once streaming has begun it could only cut the download short.
+    stream = lines()
+    first = next(stream, "")
     return Response(
-        lines(),
+        itertools.chain([first], stream),
         mimetype="application/x-ndjson",
         headers={"Content-Disposition": "attachment; filename=audit.jsonl"},
     )

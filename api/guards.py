@@ -1,4 +1,5 @@
-"""Request guards: JSON nesting depth and per-key rate limits (issue 7, hostile input)."""
+"""Request guards: JSON nesting depth, text no column takes, and per-key rate limits (issue 7,
+hostile input)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,27 @@ from flask import Flask, Response, g, request
 
 from api.errors import BadRequest, problem
 from api.permissions import PERMISSIONS
+from api.requests import unstorable_text
+
+# Headers whose value the engine stores (an idempotency record's key).
+STORED_HEADERS = ("Idempotency-Key",)
+
+
+def unstorable_parameter() -> tuple[str, str] | None:
+    """The first path parameter, query parameter or stored header no column could take.
+
+    `%00` in a URL reached the database as it was: PostgreSQL refused it with a 500, and
+    SQLite stored a customer whose id has a NUL in it.
+    """
+    named = [*(request.view_args or {}).items(), *request.args.items(multi=True)]
+    named += [(name, request.headers[name]) for name in STORED_HEADERS if name in request.headers]
+    for name, value in named:
+        if not isinstance(value, str):
+            continue  # an int converter's value
+        why = unstorable_text(name) or unstorable_text(value)
+        if why is not None:
+            return name, why
+    return None
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
@@ -89,6 +111,10 @@ def install_guards(app: Flask, max_json_depth: int, per_minute: int) -> None:
                     f"rate limit of {per_minute} calls per minute for {who.user} exceeded",
                     headers={"Retry-After": str(max(1, round(wait + 0.5)))},
                 )
+        bad = unstorable_parameter()
+        if bad is not None:
+            name, why = bad
+            raise BadRequest(f"{name} {why}", [{"field": name, "message": why}])
         # json_body() parses any body as JSON whatever its declared type, so check them all.
         if (
             request.content_length

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -34,32 +35,50 @@ def json_body(required: bool = True) -> dict[str, Any]:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
-    bad = _unstorable_text(body)
+    bad = unstorable(body, "")
     if bad is not None:
-        raise BadRequest(f"the body {bad}", [{"field": "body", "message": bad}])
+        where, why = bad
+        raise BadRequest(f"{where} {why}", [{"field": where, "message": why}])
     return body
 
 
-def _unstorable_text(value: Any) -> str | None:
-    """Why a JSON string in `value` could not be stored: JSON allows an unpaired surrogate
-    (`\\ud800`), which no UTF-8 column takes, and NUL, which PostgreSQL text refuses."""
+def unstorable_text(value: str) -> str | None:
+    """Why text could not be stored: JSON and URLs allow an unpaired surrogate (`\\ud800`),
+    which no UTF-8 column takes, and NUL, which PostgreSQL text refuses."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate"
+    return None
+
+
+def unstorable(value: Any, where: str) -> tuple[str, str] | None:
+    """The first field (`lines[0].lot`) of a parsed JSON body no column could store, and why.
+
+    Python's JSON parser also reads NaN, Infinity and numbers past a float's range (1e400),
+    which are not JSON: PostgreSQL's json columns refuse them and SQLite kept them, to be
+    served back as a body no strict client can parse.
+    """
     if isinstance(value, str):
-        if "\x00" in value:
-            return "contains a NUL character"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "contains an unpaired surrogate"
-        return None
-    items: Any = ()
+        why = unstorable_text(value)
+        return None if why is None else (where, why)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, "must be a finite number")
     if isinstance(value, dict):
-        items = [*value.keys(), *value.values()]
+        for key, item in value.items():
+            why = unstorable_text(key)
+            if why is not None:
+                return where or "body", f"has a key that {why}"
+            bad = unstorable(item, f"{where}.{key}" if where else key)
+            if bad is not None:
+                return bad
     elif isinstance(value, list):
-        items = value
-    for item in items:
-        bad = _unstorable_text(item)
-        if bad is not None:
-            return bad
+        for index, item in enumerate(value):
+            bad = unstorable(item, f"{where}[{index}]")
+            if bad is not None:
+                return bad
     return None
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from domain.customers import Customer
 from tests.e2e.test_http_flow import multipart
 from tests.integration.o2c_support import O2CApi, make_api
 
@@ -151,7 +153,7 @@ def test_a_webhook_url_that_cannot_be_parsed_is_refused(api):
 def test_text_no_database_can_store_is_refused_before_anything_is_written(api, raw, message):
     response = api.call("PUT", "/customers/SUR", data=raw.encode(), content_type="application/json")
 
-    assert problem(response, 400)["errors"] == [{"field": "body", "message": message}]
+    assert problem(response, 400)["errors"] == [{"field": "name", "message": message}]
     assert api.call("GET", "/customers/SUR").status_code == 404
 
 
@@ -160,4 +162,58 @@ def test_a_message_name_with_an_unpaired_surrogate_is_refused(api):
         "POST", "/messages", data=b'{"name": "x\\ud800"}', content_type="application/json"
     )
 
-    assert fields(response) == ["body"]
+    assert fields(response) == ["name"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('{"business_key": "SO-N", "variables": {"order": {"note": NaN}}}', "variables.order.note"),
+        ('{"business_key": "SO-N", "variables": {"x": [1, Infinity]}}', "variables.x[1]"),
+        ('{"business_key": "SO-N", "variables": {"big": 1e400}}', "variables.big"),
+        ('{"business_key": "SO-N", "variables": {"neg": -Infinity}}', "variables.neg"),
+    ],
+)
+def test_nan_or_infinity_in_a_body_is_refused_naming_the_field(api, raw, field):
+    response = api.call(
+        "POST",
+        "/processes/order_to_cash/instances",
+        data=raw.encode(),
+        content_type="application/json",
+    )
+
+    assert problem(response, 400)["errors"] == [
+        {"field": field, "message": "must be a finite number"}
+    ]
+    assert api.ok("GET", "/instances?business_key=SO-N", who="admin")["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("PUT", "/customers/C%00X", "customer_id"),
+        ("GET", "/instances/a%00b", "instance_id"),
+        ("POST", "/tasks/a%00b/claim", "task_id"),
+        ("GET", "/lots/06901234567892/L%00", "lot"),
+        ("GET", "/instances?business_key=a%00b", "business_key"),
+        ("GET", "/audit/export?entity=a%00b", "entity"),
+    ],
+)
+def test_a_nul_in_the_url_is_refused_naming_the_parameter(api, method, path, field):
+    body = {"name": "Nul Hospital", "credit_limit": "1000.00"} if method == "PUT" else None
+    response = api.call(method, path, who="admin", json=body)
+
+    assert fields(response) == [field]
+    with api.container.runtime.uow(write=False) as uow:
+        assert uow.session.scalars(select(Customer)).all() == []
+
+
+def test_an_idempotency_key_with_a_nul_is_refused_naming_the_header(api):
+    response = api.call(
+        "POST",
+        "/processes/order_to_cash/instances",
+        json={"business_key": "SO-K", "variables": {}},
+        headers={"Idempotency-Key": "k\x00"},
+    )
+
+    assert fields(response) == ["Idempotency-Key"]
