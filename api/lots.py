@@ -8,7 +8,7 @@ from flask import Blueprint
 
 from api.customers import date_field, int_field, money_field
 from api.errors import BadRequest
-from api.requests import actor, field, json_body, refused, runtime
+from api.requests import actor, field, json_body, refused, runtime, text_field
 from domain.inventory import (
     LOT_STATUSES,
     Lot,
@@ -76,7 +76,8 @@ def put_lot(gtin: str, lot: str):
             production_date=production,
             qty_on_hand=qty,
             actor=actor().user,
-            reason=field(body, "reason", str, required=False) or "ERP master data",
+            # The status-change record's width; checked even when the status stays the same.
+            reason=text_field(body, "reason", 400, required=False) or "ERP master data",
         )
         body = lot_as_dict(row)
         uow.commit()

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint
 
 from api.errors import BadRequest
-from api.requests import actor, field, json_body, runtime
+from api.requests import actor, field, json_body, runtime, text_field
 from domain import procurement as p2p
 from engine.errors import NotFound
 from engine.runtime.commands import canonical_key
@@ -59,7 +59,7 @@ def put_supplier(supplier_id: str):
     if len(supplier_id) > 64:
         raise _bad("supplier_id", "must be at most 64 characters")
     body = json_body()
-    name = field(body, "name", str)
+    name = text_field(body, "name", 200)  # Supplier.name's width
     blocked = field(body, "blocked", bool)
     trusted = field(body, "bank_account_trusted", bool)
     terms = _terms(body)

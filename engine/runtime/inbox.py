@@ -290,6 +290,9 @@ def delegate(rt: Runtime, task_id: str, to_user: str, actor: Actor) -> HumanTask
     to_user = (to_user or "").strip()
     if not to_user:
         raise ValidationFailed("'user' is required", [{"field": "user", "message": "is required"}])
+    if len(to_user) > MAX_USER:  # the assignee column's width
+        message = f"must be at most {MAX_USER} characters"
+        raise ValidationFailed(f"'user' {message}", [{"field": "user", "message": message}])
     with rt.uow() as uow:
         session = uow.session
         row = _lock(uow, task_id).task

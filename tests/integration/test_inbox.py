@@ -207,6 +207,13 @@ def test_delegating_to_someone_neither_candidate_nor_delegate_is_403(inbox):
     assert missing.status_code == 400 and missing.json["errors"][0]["field"] == "user"
 
 
+def test_delegating_to_a_user_name_longer_than_its_column_is_refused_and_the_task_stays(inbox):
+    task_id = inbox.start()
+    refused = inbox.call("POST", f"/tasks/{task_id}/delegate", "admin", {"user": "u" * 201})
+    assert refused.status_code == 422 and refused.json["errors"][0]["field"] == "user"
+    assert inbox.call("GET", f"/tasks/{task_id}", "admin").json["assignee"] is None
+
+
 def test_delegation_window_must_end_after_it_starts(inbox):
     bad = inbox.call(
         "POST",

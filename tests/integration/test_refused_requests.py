@@ -217,3 +217,20 @@ def test_an_idempotency_key_with_a_nul_is_refused_naming_the_header(api):
     )
 
     assert fields(response) == ["Idempotency-Key"]
+
+
+def test_a_supplier_name_longer_than_its_column_is_refused_and_nothing_is_stored(api):
+    body = {"name": "S" * 201, "blocked": False, "bank_account_trusted": True}
+    response = api.call("PUT", "/suppliers/S-LONG", json=body)
+
+    assert fields(response, 422) == ["name"]
+    assert api.call("GET", "/suppliers/S-LONG", who="admin").status_code == 404
+
+
+def test_a_lot_status_reason_longer_than_its_column_is_refused_naming_it(api):
+    api.lot("L-R")
+    body = {"expiry_date": "2030-12-31", "status": "quarantined", "reason": "r" * 401}
+    response = api.call("PUT", "/lots/06901234567892/L-R", json=body)
+
+    assert fields(response, 422) == ["reason"]
+    assert api.ok("GET", "/lots/06901234567892/L-R", who="admin")["status"] == "released"
