@@ -230,7 +230,11 @@ def parse_ruleset(data: Mapping[str, Any]) -> Ruleset:
     rules = _parse_rules(data.get("rules"), types, errors)
     # Declared ids, valid or not, so a broken rule is reported once, not by every scenario.
     raw_rules = data.get("rules") if isinstance(data.get("rules"), list) else []
-    rule_ids = {item.get("id") for item in raw_rules if isinstance(item, Mapping)}
+    rule_ids = {
+        item["id"]
+        for item in raw_rules
+        if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+    }
     scenarios = _parse_scenarios(
         data.get("scenarios", []),
         data.get("scenario_facts", {}),
@@ -329,6 +333,9 @@ def _parse_scenarios(
     if not isinstance(raw, list):
         errors.append({"field": "scenarios", "message": "scenarios must be a list"})
         return []
+    if not isinstance(base_facts, Mapping):
+        errors.append({"field": "scenario_facts", "message": "must be an object of facts"})
+        base_facts = {}
     scenarios = []
     names: set[str] = set()
     for index, item in enumerate(raw):
@@ -339,23 +346,27 @@ def _parse_scenarios(
         names.add(name)
         problems: list[dict[str, Any]] = []
         as_of = _parse_date(item.get("as_of"), f"scenarios[{index}].as_of", problems)
+        own_facts, pins, expect = (
+            _object_at(item, key, f"scenarios[{index}].{key}", problems)
+            for key in ("facts", "parameters", "expect")
+        )
         # `scenario_facts` holds the facts every scenario starts from; each names what differs.
-        given = {**base_facts, **item.get("facts", {})}
-        facts, fact_errors = _coerce_all(fact_types, given, "facts")
+        facts, fact_errors = _coerce_all(fact_types, {**base_facts, **own_facts}, "facts")
         pinned, pin_errors = _coerce_all(
-            {k: t for k, t in parameter_types.items() if k in item.get("parameters", {})},
-            item.get("parameters", {}),
-            "parameters",
+            {k: t for k, t in parameter_types.items() if k in pins}, pins, "parameters"
         )
         problems += [
             {"scenario": name, "message": f"{e['field']}: {e['message']}"}
             for e in fact_errors + pin_errors
         ]
-        expect = item.get("expect", {})
         if expect.get("outcome") not in OUTCOMES:
             problems.append({"scenario": name, "message": "expect.outcome must be an outcome"})
         fired = expect.get("fired")
-        if fired is not None and (not isinstance(fired, list) or set(fired) - rule_ids):
+        if fired is not None and (
+            not isinstance(fired, list)
+            or not all(isinstance(rule, str) for rule in fired)
+            or set(fired) - rule_ids
+        ):
             problems.append(
                 {"scenario": name, "message": f"expect.fired names unknown rules: {fired}"}
             )
@@ -374,6 +385,17 @@ def _parse_scenarios(
     return scenarios
 
 
+def _object_at(
+    item: Mapping[str, Any], key: str, where: str, problems: list[dict[str, Any]]
+) -> Mapping[str, Any]:
+    """`item[key]` when it is an object (absent is empty); otherwise a problem naming it."""
+    value = item.get(key, {})
+    if isinstance(value, Mapping):
+        return value
+    problems.append({"field": where, "message": "must be an object"})
+    return {}
+
+
 def _declared_types(
     raw: Any, where: str, allowed: frozenset[str], errors: list[dict[str, Any]]
 ) -> dict[str, str]:
@@ -384,7 +406,7 @@ def _declared_types(
     for name, value_type in raw.items():
         if not isinstance(name, str) or not name.isidentifier():
             errors.append({"field": f"{where}.{name}", "message": "name must be an identifier"})
-        elif value_type not in allowed:
+        elif not isinstance(value_type, str) or value_type not in allowed:
             errors.append(
                 {
                     "field": f"{where}.{name}",

@@ -172,3 +172,45 @@ def test_reason_template_may_only_name_facts(rules_service: RulesService) -> Non
     document = shipped("credit")
     document["rules"][0]["reason"] = "blocked {customer_blocked.__class__}"
     assert publish_errors(rules_service, document)[0]["rule_id"] == "customer_blocked"
+
+
+def _bent(change: str) -> dict[str, Any]:
+    document = shipped("credit")
+    scenario = document["scenarios"][0]
+    if change == "fact type is a list":
+        document["facts"]["as_of"] = []
+    elif change == "parameter type is an object":
+        document["parameters"]["schema"]["p_grace_days"] = {"type": "int"}
+    elif change == "rule id is a list":
+        document["rules"][0]["id"] = ["over_limit"]
+    elif change == "scenario_facts is a list":
+        document["scenario_facts"] = [1]
+    elif change == "scenario facts is a list":
+        scenario["facts"] = [1]
+    elif change == "scenario parameters is text":
+        scenario["parameters"] = "p_x"
+    elif change == "expect is null":
+        scenario["expect"] = None
+    elif change == "expect.fired holds a list":
+        scenario["expect"] = {**scenario["expect"], "fired": [["over_limit"]]}
+    return document
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "fact type is a list",
+        "parameter type is an object",
+        "rule id is a list",
+        "scenario_facts is a list",
+        "scenario facts is a list",
+        "scenario parameters is text",
+        "expect is null",
+        "expect.fired holds a list",
+    ],
+)
+def test_a_ruleset_part_of_the_wrong_json_type_is_refused_not_a_crash(
+    rules_service: RulesService, change: str
+) -> None:
+    assert publish_errors(rules_service, _bent(change))
+    assert rules_service.ruleset("credit").version == 1
