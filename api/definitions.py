@@ -19,13 +19,31 @@ def _uploaded_files() -> list[SourceFile]:
     ]
     if not files:
         raise BadRequest("upload .bpmn (and .dmn) files as multipart field 'file'")
+    seen: set[str] = set()
     for source in files:
-        if not source.name.lower().endswith((".bpmn", ".dmn", ".xml")):
-            raise BadRequest(
-                f"{source.name}: only .bpmn and .dmn files are accepted",
-                [{"field": "file", "message": f"{source.name} is not .bpmn or .dmn"}],
-            )
+        problem = _bad_file_name(source.name, seen)
+        if problem is not None:
+            raise BadRequest(f"file {problem}", [{"field": "file", "message": problem}])
+        seen.add(source.name)
     return files
+
+
+MAX_FILE_NAME = 200
+
+
+def _bad_file_name(name: str, seen: set[str]) -> str | None:
+    """What is wrong with an uploaded file's name: it is stored with the version, shown in
+    every validation error and export, and keys the files of one deployment."""
+    if not name.lower().endswith((".bpmn", ".dmn", ".xml")):
+        return f"{name[:MAX_FILE_NAME]!r} is not .bpmn or .dmn"
+    if len(name) > MAX_FILE_NAME:
+        return f"names must be at most {MAX_FILE_NAME} characters"
+    if any(ord(c) < 32 or c in "/\\\x7f" for c in name):
+        return f"{name!r} has a control character or a path separator"
+    if name in seen:
+        # Files are keyed by name: the second would silently replace the first.
+        return f"{name!r} is uploaded twice"
+    return None
 
 
 @bp.get("")

@@ -29,10 +29,17 @@ def create_webhook():
     secret = field(body, "secret", str)
     try:
         parsed = urlparse(url)
-        parsed.port  # noqa: B018  (reading it checks the port; the parse alone does not)
+        port = parsed.port  # reading it checks the port; the parse alone does not
     except ValueError:  # an unclosed IPv6 bracket, a port that is no number
-        parsed = None
-    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        parsed, port = None, None
+    if (
+        parsed is None
+        or parsed.scheme not in {"http", "https"}
+        or not parsed.hostname
+        # urlparse keeps what no HTTP client can connect to: `http://a b.com/`, port 0.
+        or any(c.isspace() or ord(c) < 32 for c in url)
+        or port == 0
+    ):
         raise BadRequest("url must be an http(s) URL", [{"field": "url", "message": "not http(s)"}])
     text_field(body, "url", MAX_URL)
     if reaches_metadata(parsed.hostname or ""):

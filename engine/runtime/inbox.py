@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 STATES = ("created", "claimed", "delegated", "escalated", "completed", "cancelled")
 MAX_COMMENT = 4000
 MAX_USER = 200  # the width of the user and process-key columns of a delegation
+# A delegation's reason is free text shown in every inbox listing the grant; a line or two.
+MAX_REASON = 2000
 TASK_LINK = "/api/v1/tasks/{task_id}"
 INSTANCE_LINK = "/api/v1/instances/{instance_id}"
 DIAGRAM_LINK = "/api/v1/definitions/{key}/versions/{version}/bpmn"
@@ -393,6 +395,8 @@ def add_delegation(
     ):
         if value is not None and len(value) > MAX_USER:
             errors.append({"field": name, "message": f"must be at most {MAX_USER} characters"})
+    if reason is not None and len(reason) > MAX_REASON:
+        errors.append({"field": "reason", "message": f"must be at most {MAX_REASON} characters"})
     if errors:
         raise ValidationFailed("the delegation is invalid", errors)
     with rt.uow() as uow:

@@ -214,6 +214,20 @@ def test_delegating_to_a_user_name_longer_than_its_column_is_refused_and_the_tas
     assert inbox.call("GET", f"/tasks/{task_id}", "admin").json["assignee"] is None
 
 
+def test_a_delegation_reason_past_two_thousand_characters_is_refused_naming_it(inbox):
+    window = {
+        "valid_from": MONDAY.isoformat(),
+        "valid_to": (MONDAY + timedelta(days=1)).isoformat(),
+    }
+    body = {"delegate": "dave", **window, "reason": "r" * 2001}
+    refused = inbox.call("POST", "/delegations", "carol", body)
+    assert refused.status_code == 422 and refused.json["errors"][0]["field"] == "reason"
+    assert (
+        inbox.call("POST", "/delegations", "carol", {**body, "reason": "r" * 2000}).status_code
+        == 201
+    )
+
+
 def test_delegation_window_must_end_after_it_starts(inbox):
     bad = inbox.call(
         "POST",

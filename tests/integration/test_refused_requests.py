@@ -3,6 +3,7 @@ wrong, and nothing of it is stored."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,25 @@ def test_a_lot_status_reason_longer_than_its_column_is_refused_naming_it(api):
 
     assert fields(response, 422) == ["reason"]
     assert api.ok("GET", "/lots/06901234567892/L-R", who="admin")["status"] == "released"
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["a\x01b.bpmn"], "has a control character or a path separator"),
+        (["../approval.bpmn"], "has a control character or a path separator"),
+        (["a" * 200 + ".bpmn"], "names must be at most 200 characters"),
+        (["approval.bpmn", "approval.bpmn"], "is uploaded twice"),
+    ],
+)
+def test_an_upload_whose_file_names_cannot_be_kept_is_refused_and_nothing_deployed(
+    api, names, message
+):
+    content = APPROVAL.read_bytes()
+    files = [(io.BytesIO(content), name) for name in names]
+    response = api.call("POST", "/definitions", who="ann", data={"file": files})
+
+    [error] = problem(response, 400)["errors"]
+    assert error["field"] == "file" and message in error["message"]
+    keys = [d["key"] for d in api.ok("GET", "/definitions", who="ann")["items"]]
+    assert "approval" not in keys

@@ -289,7 +289,16 @@ def test_a_webhook_to_a_link_local_or_cloud_metadata_address_is_refused_naming_u
     assert webhooks(api) == []
 
 
-@pytest.mark.parametrize("url", ["ftp://erp.example/hook", "file:///etc/passwd"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://erp.example/hook",
+        "file:///etc/passwd",
+        "http://erp example.com/hook",
+        "http://erp.example:0/hook",
+        "http://:8080/hook",
+    ],
+)
 def test_a_webhook_url_that_is_not_http_is_refused_naming_url(api, url):
     assert fields(subscribe(api, url)) == ["url"]
     assert webhooks(api) == []
