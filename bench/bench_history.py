@@ -5,7 +5,9 @@ task in its tree. SpiffWorkflow finds the READY tasks of each engine step by wal
 tree; flowgate's workflow (`engine/runtime/workflow.py`) scans its flat task dict and orders only
 the matches. This runs one model that loops N times through a gateway and a script task before
 it waits at a user task, then times the queries each engine step and each projection make, both
-ways, side by side.
+ways, side by side. A second table gives the state blob of the same instances and the time to
+save and load it: SpiffWorkflow keeps every finished task in the tree, so both grow with the
+rounds an instance has run (not with other instances: see bench_engine's load figures).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from engine.definitions.compile import SourceFile, compile_definition
+from engine.runtime.state import dump_state, load_state
 from engine.runtime.workflow import FlowgateWorkflow
 from engine.sandbox import make_script_engine
 from tests.e2e.conftest import ROOT
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     spec, subs = compile_definition([SourceFile("rounds.bpmn", MODEL)]).specs["rounds"]
     print("| finished tasks | query | SpiffWorkflow's walk µs | flowgate's scan µs | ratio |")
     print("| ---: | --- | ---: | ---: | ---: |")
+    blobs = []
     for rounds in (int(r) for r in args.rounds.split(",")):
         workflow = FlowgateWorkflow(spec, subs, script_engine=make_script_engine())
         workflow.get_tasks(state=TaskState.READY)[0].data.update(done=0, rounds=rounds)
@@ -53,6 +57,14 @@ def main(argv: list[str] | None = None) -> None:
             walk = _per_call_us(partial(BpmnWorkflow.get_tasks, workflow, state=mask), 30)
             scan = _per_call_us(partial(workflow.get_tasks, state=mask), args.repeat)
             print(f"| {finished:,} | {label} | {walk:,.1f} | {scan:,.1f} | {walk / scan:,.1f}x |")
+        blob = dump_state(workflow)
+        save = _per_call_us(partial(dump_state, workflow), 10) / 1e3
+        load = _per_call_us(partial(load_state, blob, spec, subs), 10) / 1e3
+        blobs.append(f"| {finished:,} | {len(blob):,} | {save:,.2f} | {load:,.2f} |")
+    print()
+    print("| finished tasks | blob bytes (compressed) | save ms | load ms |")
+    print("| ---: | ---: | ---: | ---: |")
+    print("\n".join(blobs))
 
 
 if __name__ == "__main__":
