@@ -10,7 +10,8 @@ them (bench/bench_history.py: 37-45x faster at 20-200 finished tasks). Where tha
 cannot be read off the tree cheaply (a match inside a subprocess, an ancestor the walk would not
 descend into), the query falls back to SpiffWorkflow's own walk, so the answer is always the one
 the walk gives. SpiffWorkflow's own walks, wherever it makes them, no longer stop 1,000 levels
-down (`_lift_walk_depth_limit`).
+down (`_lift_walk_depth_limit`), and starting an event subprocess no longer rewires the spec
+every instance of the definition shares (`_trigger_without_rewiring`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.control import BpmnStartTask
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskIterator, TaskState
@@ -42,6 +44,32 @@ def _lift_walk_depth_limit() -> None:
 
 
 _lift_walk_depth_limit()
+
+
+def _trigger_without_rewiring(self: BpmnStartTask, my_task: Task, spec_name: str) -> Any:
+    """BpmnStartTask.trigger_wf, minus wiring the event subprocess into the start task.
+
+    SpiffWorkflow starts a message- or error-started event subprocess by connecting it to the
+    process's start task for good. Its specs are per instance there; here every instance of a
+    definition version shares one parsed spec (engine/definitions/catalog.py), so after the
+    first order was cancelled, every order started later ran the cancellation subprocess at its
+    start, and a real cancellation then cancelled it with the rest: the order completed with
+    nothing reversed. The triggered task is added as SpiffWorkflow adds it; only the links that
+    a task existing only once triggered needs (its input, the process end) are shared.
+    """
+    spec = self._wf_spec.task_specs.get(spec_name)
+    if self not in spec.inputs:
+        # One way only: the subprocess may name the start task as its input (a task spec with
+        # none refuses to run), but the start task's outputs stay what every instance runs.
+        spec._connect_notify(self)
+        spec.connect(self._wf_spec.end)
+    child = my_task._add_child(spec, TaskState.FUTURE)
+    child.triggered = True
+    child.task_spec._update(child)
+    return child.id
+
+
+BpmnStartTask.trigger_wf = _trigger_without_rewiring
 
 
 class FlowgateWorkflow(BpmnWorkflow):

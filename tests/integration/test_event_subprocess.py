@@ -46,3 +46,18 @@ def test_a_non_interrupting_event_subprocess_leaves_the_work_in_progress(listeni
     assert [t["element_id"] for t in body["active_tasks"]] == ["approve"]
     # Still listening: the same message may come again.
     assert [m["name"] for m in body["listening_for"]] == ["order_cancelled", "order_noted"]
+
+
+def test_an_instance_started_after_another_was_interrupted_is_interrupted_the_same_way(listening):
+    # Every instance shares its definition's parsed spec; the first interruption must not
+    # change how instances started after it run (SpiffWorkflow wired the subprocess into the
+    # shared start task, so later instances ran it at once and it was cancelled with the rest).
+    for business_key in ("SO-E3", "SO-E4", "SO-E5"):
+        started = commands.start(listening, "listening", business_key, {}, ERP).body
+        assert [t["element_id"] for t in started["active_tasks"]] == ["approve"]
+        assert [m["name"] for m in started["listening_for"]] == ["order_cancelled", "order_noted"]
+        answer = commands.deliver_message(listening, "order_cancelled", business_key, {}, None, ERP)
+        assert answer.body["instance_status"] == "completed"
+        with listening.uow(write=False) as uow:
+            variables = uow.session.get(Instance, started["id"]).variables
+        assert variables["cancelled_at_stage"] == "approval", business_key

@@ -493,9 +493,14 @@ def test_a_bad_payment_buffered_before_the_wait_goes_back_to_the_erp_and_the_ord
     assert paid.json["instance_status"] == "completed"
 
 
-def test_cancellation_reverses_the_postings(api: O2CApi) -> None:
+@pytest.mark.parametrize("earlier_cancellations", [0, 2])
+def test_cancellation_reverses_the_postings(api: O2CApi, earlier_cancellations: int) -> None:
     api.customer("C10")
     api.lot("L1")
+    # Orders cancelled before this one was started must not change how it is cancelled.
+    for n in range(earlier_cancellations):
+        api.start(f"SO-0{n}", "C10", [line()])
+        api.message("order_cancelled", f"SO-0{n}", {"reason": "duplicate order"})
     started = api.start("SO-10", "C10", [line()])
     _ship_ok(api, "SO-10")
     cancelled = api.message("order_cancelled", "SO-10", {"reason": "customer returned it"})
