@@ -146,9 +146,19 @@ def _check_constraints(field: dict[str, Any], value: Any) -> None:
 
 
 def validate_form(fields: list[dict[str, Any]], variables: dict[str, Any]) -> dict[str, Any]:
-    """Return the variables with form values coerced; raise listing every field error."""
-    errors = []
-    result = dict(variables)
+    """Return the form's values coerced; raise listing every field error.
+
+    Only the form's fields are taken. Anything else sent with a completion went straight into
+    the process data, so an approver could overwrite what later steps read (point a shipment
+    check at another `order_no`, reset an approval chain): each such name is refused.
+    """
+    declared = {field["id"] for field in fields}
+    errors = [
+        {"field": name, "message": "is not a field of this task's form"}
+        for name in variables
+        if name not in declared
+    ]
+    result = {name: value for name, value in variables.items() if name in declared}
     for field in fields:
         name = field["id"]
         value = variables.get(name)
@@ -215,4 +225,6 @@ def form_schema(fields: list[dict[str, Any]]) -> dict[str, Any]:
         "type": "object",
         "properties": {f["id"]: _field_schema(f) for f in fields},
         "required": [f["id"] for f in fields if f.get("required")],
+        # As validate_form: a completion carries the form's fields and nothing else.
+        "additionalProperties": False,
     }

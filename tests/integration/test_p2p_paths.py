@@ -129,6 +129,22 @@ def test_three_tier_chain_is_approved_in_order_and_the_requester_gets_403(api):
     ]
 
 
+@pytest.mark.parametrize(
+    "extra", [{"approval_step": 5}, {"approval_chain": []}, {"req_no": "PR-OTHER"}]
+)
+def test_a_completion_carrying_more_than_its_form_is_refused_and_the_task_stays_open(api, extra):
+    small_requisition(api, "PR-3101", qty=1000)  # 35,000: one dept_manager approval
+    refused = api.complete("approve_requisition", "dora", decision="approve", **extra)
+    assert refused.status_code == 422, refused.json
+    [name] = extra
+    assert refused.json["errors"] == [
+        {"field": name, "message": "is not a field of this task's form"}
+    ]
+    assert api.instance()["variables"]["req_no"] == "PR-3101"
+    api.done("approve_requisition", "dora", decision="approve")
+    assert "po.issued" in api.event_types()
+
+
 def test_rejection_in_the_middle_of_the_chain_ends_the_requisition(api):
     requisition(api, "PR-3002", qty=6000)  # 210,000: dept manager, then finance director
     api.done("approve_requisition", "dora", decision="approve")

@@ -105,6 +105,12 @@ def test_schema_describes_types_required_fields_and_constraints():
     assert props["cost_center"]["pattern"] == "^(?:CC-[0-9]{3})$"
 
 
-def test_schema_of_a_task_without_a_form_accepts_an_empty_object():
+def test_schema_of_a_task_without_a_form_accepts_an_empty_object_only():
     assert form_schema([])["properties"] == {}
-    assert validate_form([], {"note": "kept"}) == {"note": "kept"}
+    assert form_schema([])["additionalProperties"] is False
+    assert validate_form([], {}) == {}
+    with pytest.raises(ValidationFailed) as refused:
+        validate_form([], {"note": "kept"})
+    assert refused.value.errors == [
+        {"field": "note", "message": "is not a field of this task's form"}
+    ]
