@@ -8,17 +8,24 @@ and resend it; no retry of the same data could ever succeed.
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from domain.errors import InvalidInput
 from rules.udi import is_valid_gtin
 
-# Beyond these a value is a typo or an attack, and would overflow on the way into the
-# database (Decimal's 28 digits at the cent, PostgreSQL's 32-bit integers): refused by name.
-MAX_AMOUNT = Decimal("1e15")
+# Beyond these a value is a typo or an attack, and would overflow on the way into the rules
+# engine or the database (PostgreSQL's 32-bit integers): refused by name.
+# Amounts reach the rules engine, which compares decimals exactly only below 9 x 10^11
+# (rules/values.py): a credit limit of 10^15 was accepted and then made every order of its
+# customer an incident. 10^11 leaves room for exposure summed over many documents.
+MAX_AMOUNT = Decimal("1e11")
 MAX_INT = 2**31 - 1
+# Business dates (orders, shipments, invoices, expiries) fall well inside these.
+EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def decimal_at(value: Any, field: str) -> Decimal:
@@ -39,10 +46,20 @@ def decimal_at(value: Any, field: str) -> Decimal:
 def date_at(value: Any, field: str, default: date | None = None) -> date:
     if value in (None, "") and default is not None:
         return default
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInput(field, "must be an ISO date (YYYY-MM-DD)") from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        parsed = value  # kept as a date in the process data (engine/runtime/state.py)
+    elif isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            parsed = date.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(field, "must be an ISO date (YYYY-MM-DD)") from None
+    else:
+        # Not a number (20261123), nor the compact or week forms Python also reads.
+        raise InvalidInput(field, "must be an ISO date (YYYY-MM-DD)")
+    if not EARLIEST <= parsed <= LATEST:
+        # 9999-12-31 passed, then overflowed a step that adds a shelf life or payment terms.
+        raise InvalidInput(field, f"must be from {EARLIEST} to {LATEST}")
+    return parsed
 
 
 def int_at(value: Any, field: str) -> int:

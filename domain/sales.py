@@ -22,7 +22,15 @@ from sqlalchemy import Date, ForeignKey, Index, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
-from domain.fields import date_at, decimal_at, gtin_at, positive_int_at, tax_rate_at, text_at
+from domain.fields import (
+    MAX_AMOUNT,
+    date_at,
+    decimal_at,
+    gtin_at,
+    positive_int_at,
+    tax_rate_at,
+    text_at,
+)
 from domain.records import DomainBase
 from domain.types import BigId, utcnow
 
@@ -215,12 +223,18 @@ def validate_order_lines(lines: Any, prefix: str) -> None:
     """Order lines as DESIGN §4 has them, or InvalidInput naming the first bad field."""
     for where, line in _numbered_lines(lines, prefix):
         gtin_at(text_at(line, "gtin", f"{where}.gtin"), f"{where}.gtin")
-        positive_int_at(line.get("qty"), f"{where}.qty")
-        if decimal_at(line.get("unit_price"), f"{where}.unit_price") < 0:
+        qty = positive_int_at(line.get("qty"), f"{where}.qty")
+        price = decimal_at(line.get("unit_price"), f"{where}.unit_price")
+        if price < 0:
             raise InvalidInput(f"{where}.unit_price", "must not be negative")
+        if qty * price >= MAX_AMOUNT:
+            # The credit decision compares the order's amount exactly; past this it cannot.
+            raise InvalidInput(f"{where}.qty", f"times unit_price must be under {MAX_AMOUNT:,.0f}")
         tax_rate_at(line.get("tax_rate", "0"), f"{where}.tax_rate")
-        if line.get("lot") is not None and not isinstance(line["lot"], str):
-            raise InvalidInput(f"{where}.lot", "must be a string")
+        if line.get("lot") is not None and (
+            not isinstance(line["lot"], str) or len(line["lot"]) > 64
+        ):
+            raise InvalidInput(f"{where}.lot", "must be text of at most 64 characters")
 
 
 def validate_shipment(message: Any, name: str = "shipment_confirmed") -> None:

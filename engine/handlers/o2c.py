@@ -136,6 +136,17 @@ def _names_only(message: dict[str, Any], key: str, expected: str, field: str, sa
         raise InvalidInput(f"{field}.{key}", says)
 
 
+def _amount_received(message: dict[str, Any], field: str) -> Decimal:
+    """A payment's amount: a decimal string of whole cents, more than zero (a negative or
+    NaN one was booked as paid, and `1e30` released an unpaid order)."""
+    amount = decimal_at(message.get("amount"), f"{field}.amount")
+    if amount <= 0:
+        raise InvalidInput(f"{field}.amount", "must be more than zero")
+    if amount != amount.quantize(sales.CENT):
+        raise InvalidInput(f"{field}.amount", "must be in whole cents")
+    return amount
+
+
 @dataclass
 class O2C:
     """The handlers, wired with the rules service and the account map (composition root)."""
@@ -352,9 +363,12 @@ class O2C:
 
     def prepayment(self, call: ServiceCall) -> dict[str, Any]:
         message = call.variables.get("prepayment_received") or {}
-        paid = Decimal(str(call.variables.get("prepaid") or "0")) + Decimal(
-            str(message.get("amount", "0"))
+        order_no = call.variables["order_no"]
+        _names_only(
+            message, "order_no", order_no, "prepayment_received", f"is not this order ({order_no})"
         )
+        amount = _amount_received(message, "prepayment_received")
+        paid = decimal_at(call.variables.get("prepaid") or "0", "prepaid") + amount
         gross = Decimal(str(call.variables["order_gross"]))
         return {"prepaid": paid, "prepayment_complete": paid >= gross}
 
@@ -733,11 +747,7 @@ class O2C:
             "payment_received",
             f"is not the invoice of order {order_no} ({invoice_no})",
         )
-        amount = decimal_at(message.get("amount"), "payment_received.amount")
-        if amount <= 0:
-            raise InvalidInput("payment_received.amount", "must be more than zero")
-        if amount != amount.quantize(sales.CENT):
-            raise InvalidInput("payment_received.amount", "must be in whole cents")
+        amount = _amount_received(message, "payment_received")
         item = sales.get_receivable(call.session, invoice_no)
         if amount > item.open_amount:
             # An overpayment is the ERP's to book (a credit to the customer), not this order's.

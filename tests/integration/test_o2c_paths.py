@@ -161,6 +161,31 @@ def test_grade_d_waits_for_prepayment(api: O2CApi) -> None:
     assert [w["name"] for w in api.instance(started["id"])["waiting_for"]] == ["shipment_confirmed"]
 
 
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"amount": "-500.00"}, "payload.amount"),
+        ({"amount": "0"}, "payload.amount"),
+        ({"amount": "abc"}, "payload.amount"),
+        ({"amount": "1e30"}, "payload.amount"),
+        ({"amount": "1130.001"}, "payload.amount"),
+        ({"amount": "1130.00", "order_no": "SO-OTHER"}, "payload.order_no"),
+    ],
+)
+def test_a_prepayment_that_cannot_be_booked_is_refused_and_the_order_keeps_waiting(
+    api: O2CApi, payload: dict, field: str
+) -> None:
+    api.customer("C5", grade="D")
+    api.lot("L1")
+    started = api.start("SO-5", "C5", [line(qty=1)])
+    refused = api.message("prepayment_received", "SO-5", payload)
+    assert refused.status_code == 422, refused.json
+    assert [e["field"] for e in refused.json["errors"]] == [field]
+    instance = api.instance(started["id"])
+    assert instance["status"] == "running"
+    assert [w["name"] for w in instance["waiting_for"]] == ["prepayment_received"]
+
+
 def test_recalled_lot_rejects_the_line_and_nothing_can_ship_it(api: O2CApi) -> None:
     api.customer("C6")
     api.lot("LR", status="recalled")
@@ -435,7 +460,17 @@ def test_a_payment_naming_another_invoice_is_refused_and_settles_nothing(api: O2
         (
             {"unit_price": "1E+25"},
             "variables.order.lines[0].unit_price",
-            "must be less than 1,000,000,000,000,000 in size",
+            "must be less than 100,000,000,000 in size",
+        ),
+        (
+            {"qty": 2_000_000, "unit_price": "60000.00"},
+            "variables.order.lines[0].qty",
+            "times unit_price must be under 100,000,000,000",
+        ),
+        (
+            {"lot": "L" * 65},
+            "variables.order.lines[0].lot",
+            "must be text of at most 64 characters",
         ),
     ],
 )
