@@ -9,6 +9,7 @@ and resend it; no retry of the same data could ever succeed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -119,3 +120,24 @@ def lines_at(payload: dict[str, Any], name: str) -> list[dict[str, Any]]:
     if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
         raise InvalidInput(f"{name}.lines", "must be a list of objects")
     return lines
+
+
+def numbered_lines(
+    lines: Any, prefix: str, also: tuple[str, ...] = ()
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each line with where it is (`order.lines[0]`), once the list and its positive line
+    numbers are checked; a line number (with the `also` fields: a receipt line per lot) may
+    appear once. A repeat had hit the database's unique key inside a step: an incident."""
+    if not isinstance(lines, list) or not lines:
+        raise InvalidInput(prefix, "must be a non-empty list of lines")
+    seen: set[tuple[Any, ...]] = set()
+    for index, line in enumerate(lines):
+        where = f"{prefix}[{index}]"
+        if not isinstance(line, dict):
+            raise InvalidInput(where, "must be an object")
+        number = positive_int_at(line.get("line_no"), f"{where}.line_no")
+        key = (number, *(str(line.get(name)) for name in also))
+        if key in seen:
+            raise InvalidInput(f"{where}.line_no", f"line {number} appears twice")
+        seen.add(key)
+        yield where, line

@@ -12,7 +12,6 @@ tells which credit-exposure bucket it is in (DOMAIN §1):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +26,7 @@ from domain.fields import (
     date_at,
     decimal_at,
     gtin_at,
+    numbered_lines,
     positive_int_at,
     tax_rate_at,
     text_at,
@@ -202,26 +202,9 @@ def order_totals(lines: list[dict[str, Any]]) -> tuple[Decimal, Decimal, Decimal
     return net, tax, net + tax
 
 
-def _numbered_lines(lines: Any, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each line with where it is (`order.lines[0]`), once the list and its unique positive
-    line numbers are checked."""
-    if not isinstance(lines, list) or not lines:
-        raise InvalidInput(prefix, "must be a non-empty list of lines")
-    seen: set[int] = set()
-    for index, line in enumerate(lines):
-        where = f"{prefix}[{index}]"
-        if not isinstance(line, dict):
-            raise InvalidInput(where, "must be an object")
-        number = positive_int_at(line.get("line_no"), f"{where}.line_no")
-        if number in seen:
-            raise InvalidInput(f"{where}.line_no", f"line {number} appears twice")
-        seen.add(number)
-        yield where, line
-
-
 def validate_order_lines(lines: Any, prefix: str) -> None:
     """Order lines as DESIGN §4 has them, or InvalidInput naming the first bad field."""
-    for where, line in _numbered_lines(lines, prefix):
+    for where, line in numbered_lines(lines, prefix):
         gtin_at(text_at(line, "gtin", f"{where}.gtin"), f"{where}.gtin")
         qty = positive_int_at(line.get("qty"), f"{where}.qty")
         price = decimal_at(line.get("unit_price"), f"{where}.unit_price")
@@ -242,7 +225,7 @@ def validate_shipment(message: Any, name: str = "shipment_confirmed") -> None:
     shipment that reads but differs from the order (a short line, a wrong UDI) is a hold."""
     if not isinstance(message, dict):
         raise InvalidInput(name, "must be an object with lines")
-    for where, line in _numbered_lines(message.get("lines"), f"{name}.lines"):
+    for where, line in numbered_lines(message.get("lines"), f"{name}.lines"):
         positive_int_at(line.get("qty"), f"{where}.qty")
         udis = line.get("udis")
         if udis is not None and not (

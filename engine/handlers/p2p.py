@@ -23,7 +23,13 @@ from sqlalchemy.orm import Session
 from domain import inventory
 from domain import procurement as p2p
 from domain.errors import BusinessError, InvalidInput
-from domain.fields import date_at, decimal_at, int_at, lines_at, optional_text_at
+from domain.fields import (
+    date_at,
+    decimal_at,
+    numbered_lines,
+    optional_text_at,
+    positive_int_at,
+)
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry
 from engine import decisions as engine_decisions
@@ -353,13 +359,13 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
     po_lines = p2p.po_lines(session, po.po_no)
     rules = rules_of(call.execution)
     accepted: list[p2p.GoodsReceiptLine] = []
-    for index, line in enumerate(lines_at(message, "goods_received")):
-        where = f"goods_received.lines[{index}]"
-        line_no = int_at(line.get("line_no", 0), f"{where}.line_no")
+    received = numbered_lines(message.get("lines"), "goods_received.lines", also=("lot",))
+    for where, line in received:
+        line_no = line["line_no"]
         gtin = gtin_at(line.get("gtin"), f"{where}.gtin")
         lot = optional_text_at(line, "lot", f"{where}.lot", 64) or ""
         optional_text_at(line, "udi", f"{where}.udi", 200)
-        qty = int_at(line.get("qty") or 0, f"{where}.qty")
+        qty = positive_int_at(line.get("qty"), f"{where}.qty")
         expiry = date_at(line.get("expiry_date"), f"{where}.expiry_date")
         po_line = po_lines.get(line_no)
         valid, matches = _udi_facts(line, gtin, lot, expiry, as_of)
@@ -484,21 +490,32 @@ def _invoice(call: ServiceCall) -> p2p.VendorInvoice:
     return p2p.require_invoice(call.session, int(call.variables["invoice_id"]))
 
 
+def _not_negative(value: Any, field: str) -> Decimal:
+    """An invoice amount: a negative one passed the match and then unbalanced its posting."""
+    amount = decimal_at(value, field)
+    if amount < 0:
+        raise p2p.ProcurementError(field, "must not be negative")
+    return amount
+
+
 def check_duplicate_invoice(call: ServiceCall) -> dict[str, Any]:
     """Register the invoice and look for a duplicate first, across fiscal years."""
     session = call.session
     message = _message(call, "vendor_invoice")
     po = _po(call)
-    invoice_no = str(message.get("invoice_no") or "").strip()
+    # The column widths (domain/procurement.py): past them PostgreSQL refuses the row.
+    invoice_no = optional_text_at(message, "invoice_no", "vendor_invoice.invoice_no", 64) or ""
+    invoice_no = invoice_no.strip()
     if not invoice_no:
         raise p2p.ProcurementError("vendor_invoice.invoice_no", "is required")
+    entered_by = optional_text_at(message, "entered_by", "vendor_invoice.entered_by", 200)
     lines = [
         (
-            int_at(line.get("line_no", 0), f"vendor_invoice.lines[{i}].line_no"),
-            int_at(line.get("qty", 0), f"vendor_invoice.lines[{i}].qty"),
-            decimal_at(line.get("unit_price"), f"vendor_invoice.lines[{i}].unit_price"),
+            line["line_no"],
+            positive_int_at(line.get("qty"), f"{where}.qty"),
+            _not_negative(line.get("unit_price"), f"{where}.unit_price"),
         )
-        for i, line in enumerate(lines_at(message, "vendor_invoice"))
+        for where, line in numbered_lines(message.get("lines"), "vendor_invoice.lines")
     ]
     invoice = p2p.register_invoice(
         session,
@@ -507,9 +524,9 @@ def check_duplicate_invoice(call: ServiceCall) -> dict[str, Any]:
         normalised_no=rules_p2p.normalise_invoice_number(invoice_no),
         invoice_date=date_at(message.get("invoice_date"), "vendor_invoice.invoice_date"),
         lines=lines,
-        tax_amount=decimal_at(message.get("tax_amount", "0"), "vendor_invoice.tax_amount"),
-        gross_total=decimal_at(message.get("total"), "vendor_invoice.total"),
-        entered_by=message.get("entered_by"),
+        tax_amount=_not_negative(message.get("tax_amount", "0"), "vendor_invoice.tax_amount"),
+        gross_total=_not_negative(message.get("total"), "vendor_invoice.total"),
+        entered_by=entered_by,
         instance_id=call.instance_id,
         now=call.now,
     )
@@ -799,9 +816,19 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
     message = _message(call, "payment_executed")
     invoice = _invoice(call)
     po = p2p.require_po(session, invoice.po_no)
+    if message.get("invoice_no") not in (None, "", invoice.invoice_no):
+        raise p2p.ProcurementError(
+            "payment_executed.invoice_no", f"is not this PO's invoice ({invoice.invoice_no})"
+        )
     paid = decimal_at(message.get("amount"), "payment_executed.amount")
-    if paid <= 0:
-        raise p2p.ProcurementError("payment_executed.amount", "must be more than zero")
+    if paid <= 0 or paid != paid.quantize(Decimal("0.01")):
+        raise p2p.ProcurementError("payment_executed.amount", "must be positive whole cents")
+    if paid > invoice.gross_total:
+        # An overpayment would post a negative discount; it is the ERP's to book.
+        raise p2p.ProcurementError(
+            "payment_executed.amount", f"exceeds the invoice total {invoice.gross_total}"
+        )
+    paid_on = date_at(message.get("paid_on"), "payment_executed.paid_on", call.now.date())
     dims = _po_dims(po, invoice_no=invoice.invoice_no)
     post_entry(
         call,
@@ -813,7 +840,7 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
             Line("bank", credit=paid, dims=dims),
             _signed("discount", paid - invoice.gross_total, dims),
         ],
-        description=f"Payment of {invoice.invoice_no} on {message.get('paid_on')}",
+        description=f"Payment of {invoice.invoice_no} on {paid_on.isoformat()}",
     )
     invoice.status = "paid"
     po.status = "closed"

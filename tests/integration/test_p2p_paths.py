@@ -207,6 +207,111 @@ def test_a_receipt_field_not_text_or_past_its_column_is_refused_naming_it(api, f
     assert api.task("incoming_inspection")["candidate_groups"] == ["qa_manager"]
 
 
+def _bad_invoice(change: str) -> tuple[dict, str]:
+    invoice = {"invoice_no": "INV-7", "tax_amount": "455.00", "total": "3955.00"}
+    invoice |= {"lines": [{"line_no": 1, "qty": 100, "unit_price": "35.00"}]}
+    line = invoice["lines"][0]
+    where = {
+        "negative qty": "lines[0].qty",
+        "negative tax": "tax_amount",
+        "long number": "invoice_no",
+        "entered_by object": "entered_by",
+        "line twice": "lines[1].line_no",
+        "no lines": "lines",
+        "date as number": "invoice_date",
+    }[change]
+    if change == "negative qty":
+        line["qty"] = -100
+    elif change == "negative tax":
+        invoice["tax_amount"] = "-455.00"
+    elif change == "long number":
+        invoice["invoice_no"] = "I" * 65
+    elif change == "entered_by object":
+        invoice["entered_by"] = {"name": "amy"}
+    elif change == "line twice":
+        invoice["lines"] = [line, dict(line)]
+    elif change == "no lines":
+        invoice["lines"] = []
+    elif change == "date as number":
+        invoice["invoice_date"] = 20261123
+    return invoice, f"payload.{where}"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "negative qty",
+        "negative tax",
+        "long number",
+        "entered_by object",
+        "line twice",
+        "no lines",
+        "date as number",
+    ],
+)
+def test_an_invoice_that_cannot_be_matched_or_kept_is_refused_naming_the_field(api, change):
+    small_requisition(api, "PR-4101")
+    api.receive("GR-1", (1, "L-1", 100, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    invoice, field = _bad_invoice(change)
+    invoice.setdefault("invoice_date", api.today.isoformat())
+    message = {"name": "vendor_invoice", "correlation_key": api.po_no}
+    refused = api.call("POST", "/messages", json={**message, "payload": invoice})
+    assert refused.status_code == 422, refused.json
+    assert [e["field"] for e in refused.json["errors"]] == [field]
+    assert api.instance()["status"] == "running"
+    # Nothing of it was kept: the corrected invoice is matched and posted.
+    api.invoice("INV-7", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
+    assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "field"),
+    [
+        ([], "payload.lines"),
+        ([{"qty": 0}], "payload.lines[0].qty"),
+        ([{"line_no": 0}], "payload.lines[0].line_no"),
+        ([{}, {}], "payload.lines[1].line_no"),
+    ],
+)
+def test_a_receipt_without_lines_or_with_a_line_twice_is_refused_naming_it(api, lines, field):
+    small_requisition(api, "PR-4102")
+    line = {"line_no": 1, "qty": 100, "gtin": GTIN, "lot": "L-1"}
+    line |= {"expiry_date": LONG_DATED.isoformat(), "udi": udi("L-1", LONG_DATED)}
+    payload = {"po_no": api.po_no, "receipt_no": "GR-1", "lines": [line | c for c in lines]}
+    message = {"name": "goods_received", "correlation_key": api.po_no, "payload": payload}
+    refused = api.call("POST", "/messages", json=message)
+    assert refused.status_code == 422, refused.json
+    assert [e["field"] for e in refused.json["errors"]] == [field]
+    assert api.purchase_order()["receipts"] == []
+
+
+@pytest.mark.parametrize(
+    ("payment", "field"),
+    [
+        ({"amount": "4000.00"}, "payload.amount"),  # over the invoice: a negative discount
+        ({"amount": "3875.905"}, "payload.amount"),
+        ({"amount": "3875.90", "invoice_no": "INV-OTHER"}, "payload.invoice_no"),
+        ({"amount": "3875.90", "paid_on": "x" * 500}, "payload.paid_on"),
+    ],
+)
+def test_a_payment_that_cannot_be_posted_is_refused_and_the_invoice_stays_unpaid(
+    api, payment, field
+):
+    small_requisition(api, "PR-4103")
+    api.receive("GR-1", (1, "L-1", 100, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    api.invoice("INV-1", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
+    api.wait_for_payment_date()
+    message = {"name": "payment_executed", "correlation_key": api.po_no}
+    refused = api.call("POST", "/messages", json={**message, "payload": payment})
+    assert refused.status_code == 422, refused.json
+    assert [e["field"] for e in refused.json["errors"]] == [field]
+    assert api.instance()["status"] == "running"
+    api.message("payment_executed", {"invoice_no": "INV-1", "amount": "3875.90"})
+    assert api.instance()["status"] == "completed"
+
+
 def test_partial_receipt_waits_for_the_rest_before_the_invoice(api):
     small_requisition(api, "PR-4002")
     api.receive("GR-1", (1, "L1", 60, LONG_DATED))
