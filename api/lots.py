@@ -50,6 +50,10 @@ def put_lot(gtin: str, lot: str):
     expiry = date_field(body, "expiry_date")
     production = date_field(body, "production_date", required=False)
     unit_cost = money_field(body, "unit_cost", required=False)
+    if unit_cost is not None and unit_cost <= 0:
+        # Goods issue posts cost of sales at this price; at zero there is no entry to post
+        # and every shipment of the lot stopped as an incident.
+        raise refused("unit_cost", "must be more than zero")
     qty = int_field(body, "qty_on_hand")
     with runtime().uow() as uow:
         existing = get_lot(uow.session, gtin, lot)

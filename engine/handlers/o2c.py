@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from domain import sales
 from domain.customers import Customer, get_customer
 from domain.errors import BusinessError, InvalidInput
-from domain.fields import date_at, decimal_at
+from domain.fields import date_at, decimal_at, optional_text_at
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
@@ -852,7 +852,9 @@ class O2C:
     def cancel(self, call: ServiceCall) -> dict[str, Any]:
         """Cancellation: every posting of the order is reversed, never edited (DOMAIN §5)."""
         order = sales.get_order(call.session, call.variables["order_no"])
-        reason = str((call.variables.get("order_cancelled") or {}).get("reason") or "cancelled")
+        message = call.variables.get("order_cancelled") or {}
+        # It ends up in the reversing entries' description (400 characters with the order's).
+        reason = optional_text_at(message, "reason", "order_cancelled.reason", 300) or "cancelled"
         reversed_entries = [
             reverse(call.session, entry, f"cancellation of {order.order_no}: {reason}")
             for entry in _entries_of(call.session, order.order_no)

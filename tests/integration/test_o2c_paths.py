@@ -713,3 +713,20 @@ def test_order_to_cash_deployed_together_with_procure_to_pay_ships_and_is_paid(
         {"invoice_no": "INV-SO-1", "amount": "2260.00", "paid_on": "2026-12-01"},
     )
     assert paid.json["instance_status"] == "completed", paid.json
+
+
+def test_a_reason_longer_than_its_record_is_refused_on_the_form_and_on_cancellation(
+    api: O2CApi,
+) -> None:
+    api.customer("C15", credit_limit="1000.00")
+    api.lot("L1")
+    started = api.start("SO-15", "C15", [line(qty=1)])  # over the limit: held for approval
+    [task] = api.open_tasks("SO-15")
+    refused = api.complete(task["id"], "carol", approved=True, reason="r" * 401)
+    assert refused.status_code == 422, refused.json
+    assert [e["field"] for e in refused.json["errors"]] == ["reason"]
+    cancel = api.message("order_cancelled", "SO-15", {"reason": "c" * 301})
+    assert cancel.status_code == 422, cancel.json
+    assert [e["field"] for e in cancel.json["errors"]] == ["payload.reason"]
+    assert api.instance(started["id"])["status"] == "running"
+    assert [t["id"] for t in api.open_tasks("SO-15")] == [task["id"]]

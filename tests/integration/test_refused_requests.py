@@ -257,3 +257,12 @@ def test_an_upload_whose_file_names_cannot_be_kept_is_refused_and_nothing_deploy
     assert error["field"] == "file" and message in error["message"]
     keys = [d["key"] for d in api.ok("GET", "/definitions", who="ann")["items"]]
     assert "approval" not in keys
+
+
+@pytest.mark.parametrize("cost", ["0", "0.00"])
+def test_a_lot_costing_nothing_is_refused_naming_unit_cost(api, cost):
+    body = {"expiry_date": "2030-12-31", "status": "released", "unit_cost": cost}
+    response = api.call("PUT", "/lots/06901234567892/L-FREE", json=body)
+
+    assert fields(response, 422) == ["unit_cost"]
+    assert api.call("GET", "/lots/06901234567892/L-FREE", who="admin").status_code == 404
