@@ -95,7 +95,8 @@ def _customer_values(body: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {"name": text_field(body, "name", MAX_NAME)}
     currency = field(body, "currency", str, required=False)
     if currency is not None:
-        if len(currency) != 3 or not currency.isalpha():
+        # ASCII letters only: str.isalpha() also took "ÄÖÜ" and "日本語".
+        if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
             raise _bad("currency", "must be an ISO 4217 code")
         values["currency"] = currency.upper()
     values["credit_limit"] = money_field(body, "credit_limit")

@@ -10,7 +10,7 @@ from flask import Flask, Response, g, request
 
 from api.errors import BadRequest, problem
 from api.permissions import PERMISSIONS
-from api.requests import unstorable_text
+from api.requests import has_control_character, unstorable_text
 
 # Headers whose value the engine stores (an idempotency record's key).
 STORED_HEADERS = ("Idempotency-Key",)
@@ -22,11 +22,13 @@ def unstorable_parameter() -> tuple[str, str] | None:
     `%00` in a URL reached the database as it was: PostgreSQL refused it with a 500, and
     SQLite stored a customer whose id has a NUL in it.
     """
-    named = [*(request.view_args or {}).items(), *request.args.items(multi=True)]
+    for name, value in (request.view_args or {}).items():
+        # Path parameters are identifiers (a customer, a lot): no control character belongs.
+        if isinstance(value, str) and has_control_character(value):
+            return name, "contains a control character"
+    named = list(request.args.items(multi=True))
     named += [(name, request.headers[name]) for name in STORED_HEADERS if name in request.headers]
     for name, value in named:
-        if not isinstance(value, str):
-            continue  # an int converter's value
         why = unstorable_text(name) or unstorable_text(value)
         if why is not None:
             return name, why

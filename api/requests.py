@@ -151,7 +151,15 @@ def text_field(body: dict[str, Any], name: str, most: int, required: bool = True
         raise refused(name, "must not be blank")
     if len(value) > most:
         raise refused(name, f"must be at most {most} characters")
+    if has_control_character(value, allow="\t\n\r"):
+        raise refused(name, "must not contain control characters")
     return value
+
+
+def has_control_character(value: str, allow: str = "") -> bool:
+    """Whether `value` holds a C0 control character or DEL outside `allow`: invisible in
+    every listing and export, and in an identifier never what anyone meant to type."""
+    return any((ord(c) < 32 or c == "\x7f") and c not in allow for c in value)
 
 
 # Integers go into 64-bit database columns and OFFSETs; a larger one must be a 400 naming the

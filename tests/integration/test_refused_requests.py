@@ -193,6 +193,7 @@ def test_nan_or_infinity_in_a_body_is_refused_naming_the_field(api, raw, field):
     ("method", "path", "field"),
     [
         ("PUT", "/customers/C%00X", "customer_id"),
+        ("PUT", "/customers/C%01X", "customer_id"),
         ("GET", "/instances/a%00b", "instance_id"),
         ("POST", "/tasks/a%00b/claim", "task_id"),
         ("GET", "/lots/06901234567892/L%00", "lot"),
@@ -266,3 +267,20 @@ def test_a_lot_costing_nothing_is_refused_naming_unit_cost(api, cost):
 
     assert fields(response, 422) == ["unit_cost"]
     assert api.call("GET", "/lots/06901234567892/L-FREE", who="admin").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["Hospital\x01", "Hos\x7fpital"])
+def test_a_customer_name_with_a_control_character_is_refused_naming_name(api, name):
+    response = api.call("PUT", "/customers/C-CTL", json={"name": name, "credit_limit": "1.00"})
+
+    assert fields(response, 422) == ["name"]
+
+
+@pytest.mark.parametrize("currency", ["ÄÖÜ", "日本語"])
+def test_a_customer_currency_in_letters_outside_ascii_is_refused(api, currency):
+    body = {"name": "Hospital", "credit_limit": "1.00", "currency": currency}
+    response = api.call("PUT", "/customers/C-CUR", json=body)
+
+    assert response.status_code in (400, 422) and fields(response, response.status_code) == [
+        "currency"
+    ]
