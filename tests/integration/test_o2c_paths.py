@@ -559,14 +559,20 @@ def test_cancellation_reverses_the_postings(api: O2CApi, earlier_cancellations: 
     assert api.ok("GET", "/customers/C10/credit", who="carol")["exposure"]["total"] == "0.00"
 
 
+def _held_for_credit(api: O2CApi, customer: str, order_no: str) -> tuple[dict, dict]:
+    """An order over its customer's limit, waiting at the credit approval task."""
+    api.customer(customer, credit_limit="1000.00")
+    api.lot("L1")
+    started = api.start(order_no, customer, [line(qty=1)])
+    [task] = api.open_tasks(order_no)
+    return started, task
+
+
 def test_an_order_cancelled_while_its_credit_hold_waits_ends_with_nothing_to_reverse(
     api: O2CApi,
 ) -> None:
     """The cancellation is an interrupting event subprocess: it ends the order at any stage."""
-    api.customer("C14", credit_limit="1000.00")
-    api.lot("L1")
-    started = api.start("SO-14", "C14", [line(qty=1)])  # over the limit: held for approval
-    [task] = api.open_tasks("SO-14")
+    started, task = _held_for_credit(api, "C14", "SO-14")
     assert task["element_id"] == "approve_credit"
     assert [m["name"] for m in started["listening_for"]] == ["order_cancelled"]
     cancelled = api.message("order_cancelled", "SO-14", {"reason": "customer withdrew"})
@@ -705,23 +711,15 @@ def test_order_to_cash_deployed_together_with_procure_to_pay_ships_and_is_paid(
     api.customer("C1")
     api.lot("L1")
     assert api.start("SO-1", "C1", [line()])["version"] == 1
-    shipped = api.ship("SO-1", [{"line_no": 1, "qty": 2, "udis": [udi("L1", 1), udi("L1", 2)]}])
-    assert shipped.status_code == 200, shipped.json
-    paid = api.message(
-        "payment_received",
-        "SO-1",
-        {"invoice_no": "INV-SO-1", "amount": "2260.00", "paid_on": "2026-12-01"},
-    )
+    _ship_ok(api, "SO-1")
+    paid = api.message("payment_received", "SO-1", {"invoice_no": "INV-SO-1", "amount": "2260.00"})
     assert paid.json["instance_status"] == "completed", paid.json
 
 
 def test_a_reason_longer_than_its_record_is_refused_on_the_form_and_on_cancellation(
     api: O2CApi,
 ) -> None:
-    api.customer("C15", credit_limit="1000.00")
-    api.lot("L1")
-    started = api.start("SO-15", "C15", [line(qty=1)])  # over the limit: held for approval
-    [task] = api.open_tasks("SO-15")
+    started, task = _held_for_credit(api, "C15", "SO-15")
     refused = api.complete(task["id"], "carol", approved=True, reason="r" * 401)
     assert refused.status_code == 422, refused.json
     assert [e["field"] for e in refused.json["errors"]] == ["reason"]
