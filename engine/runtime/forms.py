@@ -148,10 +148,14 @@ def _check_constraints(field: dict[str, Any], value: Any) -> None:
 def validate_form(fields: list[dict[str, Any]], variables: dict[str, Any]) -> dict[str, Any]:
     """Return the form's values coerced; raise listing every field error.
 
-    Only the form's fields are taken. Anything else sent with a completion went straight into
-    the process data, so an approver could overwrite what later steps read (point a shipment
-    check at another `order_no`, reset an approval chain): each such name is refused.
+    A task with a form takes its fields and nothing else. Anything else sent with a completion
+    went straight into the process data, so an approver could overwrite what later steps read
+    (point a shipment check at another `order_no`, reset an approval chain): each such name is
+    refused. A task without a form takes what is sent, as in Camunda: a model that declares no
+    form leaves the completion's variables to the caller.
     """
+    if not fields:
+        return dict(variables)
     declared = {field["id"] for field in fields}
     errors = [
         {"field": name, "message": "is not a field of this task's form"}
@@ -226,5 +230,5 @@ def form_schema(fields: list[dict[str, Any]]) -> dict[str, Any]:
         "properties": {f["id"]: _field_schema(f) for f in fields},
         "required": [f["id"] for f in fields if f.get("required")],
         # As validate_form: a completion carries the form's fields and nothing else.
-        "additionalProperties": False,
+        **({"additionalProperties": False} if fields else {}),
     }

@@ -105,12 +105,14 @@ def test_schema_describes_types_required_fields_and_constraints():
     assert props["cost_center"]["pattern"] == "^(?:CC-[0-9]{3})$"
 
 
-def test_schema_of_a_task_without_a_form_accepts_an_empty_object_only():
+def test_a_task_without_a_form_takes_what_is_sent_and_one_with_a_form_only_its_fields():
     assert form_schema([])["properties"] == {}
-    assert form_schema([])["additionalProperties"] is False
-    assert validate_form([], {}) == {}
+    assert "additionalProperties" not in form_schema([])
+    assert validate_form([], {"note": "kept"}) == {"note": "kept"}
+    form = [{"id": "decision", "type": "string"}]
+    assert form_schema(form)["additionalProperties"] is False
     with pytest.raises(ValidationFailed) as refused:
-        validate_form([], {"note": "kept"})
+        validate_form(form, {"decision": "approve", "order_no": "SO-OTHER"})
     assert refused.value.errors == [
-        {"field": "note", "message": "is not a field of this task's form"}
+        {"field": "order_no", "message": "is not a field of this task's form"}
     ]
