@@ -24,7 +24,8 @@ from domain.customers import (
     get_customer,
     upsert_customer,
 )
-from domain.fields import MAX_AMOUNT, MAX_INT
+from domain.errors import InvalidInput
+from domain.fields import MAX_AMOUNT, MAX_INT, date_at
 from engine.errors import NotFound
 from engine.handlers.o2c import gather_credit
 
@@ -75,9 +76,10 @@ def date_field(body: dict[str, Any], name: str, required: bool = True) -> date |
     if not isinstance(value, str):
         raise _bad(name, "must be an ISO date (YYYY-MM-DD)")
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _bad(name, "must be an ISO date (YYYY-MM-DD)") from None
+        # The messages' rule, range included: years 0001 and 9999 were stored from here.
+        return date_at(value, name)
+    except InvalidInput as exc:
+        raise _bad(name, exc.message) from None
 
 
 def int_field(

@@ -372,3 +372,26 @@ def test_a_delegation_naming_a_user_or_process_past_200_characters_is_refused_na
 
     assert fields(response, 422) == [field]
     assert delegations(api) == []
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "r" * 401])
+def test_a_write_off_reason_blank_or_past_400_characters_is_refused_naming_it(booked, reason):
+    body = {**WRITE_OFF, "reference": "WO-9", "reason": reason}
+
+    response = booked.call("POST", "/receivables/AR-2/write-offs", json=body)
+
+    assert fields(response, 422) == ["reason"]
+    assert open_amounts(booked) == {"AR-1": "80.00", "AR-2": "100.00"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"doc_date": "0001-01-01"}, "doc_date"), ({"due_date": "9999-12-31"}, "due_date")],
+)
+def test_a_receivable_dated_outside_1900_to_2199_is_refused_naming_the_date(
+    customer, change, field
+):
+    response = customer.call("POST", "/receivables", json={**ITEM, **change})
+
+    assert fields(response) == [field]
+    assert receivables(customer) == []
