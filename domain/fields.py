@@ -17,11 +17,10 @@ from typing import Any
 from domain.errors import InvalidInput
 from rules.udi import is_valid_gtin
 
-# Beyond these a value is a typo or an attack, and would overflow on the way into the rules
-# engine or the database (PostgreSQL's 32-bit integers): refused by name.
-# Amounts reach the rules engine, which compares decimals exactly only below 9 x 10^11
-# (rules/values.py): a credit limit of 10^15 was accepted and then made every order of its
-# customer an incident. 10^11 leaves room for exposure summed over many documents.
+# Beyond these a value is a typo or an attack, refused by name. Amounts reach the rules engine,
+# which compares decimals exactly only below 9 x 10^11 (rules/values.py): a credit limit of
+# 10^15 was accepted and then made every order of its customer an incident; 10^11 leaves room
+# for exposure summed over many documents. Integers past 2^31 - 1 overflow PostgreSQL's columns.
 MAX_AMOUNT = Decimal("1e11")
 MAX_INT = 2**31 - 1
 # Business dates (orders, shipments, invoices, expiries) fall well inside these.
