@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from api.errors import BadRequest
-from api.requests import actor, runtime
+from api.requests import actor, has_control_character, runtime
 from engine.definitions.compile import SourceFile
 from engine.errors import NotFound
 
@@ -38,7 +38,7 @@ def _bad_file_name(name: str, seen: set[str]) -> str | None:
         return f"{name[:MAX_FILE_NAME]!r} is not .bpmn or .dmn"
     if len(name) > MAX_FILE_NAME:
         return f"names must be at most {MAX_FILE_NAME} characters"
-    if any(ord(c) < 32 or c in "/\\\x7f" for c in name):
+    if has_control_character(name) or "/" in name or "\\" in name:
         return f"{name!r} has a control character or a path separator"
     if name in seen:
         # Files are keyed by name: the second would silently replace the first.

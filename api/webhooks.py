@@ -8,7 +8,7 @@ from flask import Blueprint
 from sqlalchemy import select
 
 from api.errors import BadRequest
-from api.requests import field, json_body, refused, runtime, text_field
+from api.requests import field, has_control_character, json_body, refused, runtime, text_field
 from engine.errors import ValidationFailed
 from engine.events import unknown_events
 from engine.store.tables import Definition, Webhook
@@ -37,7 +37,8 @@ def create_webhook():
         or parsed.scheme not in {"http", "https"}
         or not parsed.hostname
         # urlparse keeps what no HTTP client can connect to: `http://a b.com/`, port 0.
-        or any(c.isspace() or ord(c) < 32 for c in url)
+        or has_control_character(url)
+        or any(c.isspace() for c in url)
         or port == 0
     ):
         raise BadRequest("url must be an http(s) URL", [{"field": "url", "message": "not http(s)"}])

@@ -114,11 +114,16 @@ def tax_rate_at(value: Any, field: str) -> Decimal:
     return rate
 
 
-def lines_at(payload: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    lines = payload.get("lines") or []
-    if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
-        raise InvalidInput(f"{name}.lines", "must be a list of objects")
-    return lines
+def cents_at(value: Any, field: str) -> Decimal:
+    """A payment's amount: a decimal string of whole cents, more than zero. A negative or NaN
+    one was booked as paid, `1e30` released an unpaid order, and an overpayment of a vendor
+    invoice posted a negative discount."""
+    amount = decimal_at(value, field)
+    if amount <= 0:
+        raise InvalidInput(field, "must be more than zero")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidInput(field, "must be in whole cents")
+    return amount
 
 
 def numbered_lines(

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from domain import sales
 from domain.customers import Customer, get_customer
 from domain.errors import BusinessError, InvalidInput
-from domain.fields import date_at, decimal_at, optional_text_at
+from domain.fields import cents_at, date_at, decimal_at, optional_text_at
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
@@ -134,17 +134,6 @@ def _names_only(message: dict[str, Any], key: str, expected: str, field: str, sa
     ship someone else's work."""
     if message.get(key) not in (None, "", expected):
         raise InvalidInput(f"{field}.{key}", says)
-
-
-def _amount_received(message: dict[str, Any], field: str) -> Decimal:
-    """A payment's amount: a decimal string of whole cents, more than zero (a negative or
-    NaN one was booked as paid, and `1e30` released an unpaid order)."""
-    amount = decimal_at(message.get("amount"), f"{field}.amount")
-    if amount <= 0:
-        raise InvalidInput(f"{field}.amount", "must be more than zero")
-    if amount != amount.quantize(sales.CENT):
-        raise InvalidInput(f"{field}.amount", "must be in whole cents")
-    return amount
 
 
 @dataclass
@@ -367,7 +356,7 @@ class O2C:
         _names_only(
             message, "order_no", order_no, "prepayment_received", f"is not this order ({order_no})"
         )
-        amount = _amount_received(message, "prepayment_received")
+        amount = cents_at(message.get("amount"), "prepayment_received.amount")
         paid = decimal_at(call.variables.get("prepaid") or "0", "prepaid") + amount
         gross = Decimal(str(call.variables["order_gross"]))
         return {"prepaid": paid, "prepayment_complete": paid >= gross}
@@ -747,7 +736,7 @@ class O2C:
             "payment_received",
             f"is not the invoice of order {order_no} ({invoice_no})",
         )
-        amount = _amount_received(message, "payment_received")
+        amount = cents_at(message.get("amount"), "payment_received.amount")
         item = sales.get_receivable(call.session, invoice_no)
         if amount > item.open_amount:
             # An overpayment is the ERP's to book (a credit to the customer), not this order's.

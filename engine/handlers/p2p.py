@@ -24,6 +24,7 @@ from domain import inventory
 from domain import procurement as p2p
 from domain.errors import BusinessError, InvalidInput
 from domain.fields import (
+    cents_at,
     date_at,
     decimal_at,
     numbered_lines,
@@ -820,9 +821,7 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
         raise p2p.ProcurementError(
             "payment_executed.invoice_no", f"is not this PO's invoice ({invoice.invoice_no})"
         )
-    paid = decimal_at(message.get("amount"), "payment_executed.amount")
-    if paid <= 0 or paid != paid.quantize(Decimal("0.01")):
-        raise p2p.ProcurementError("payment_executed.amount", "must be positive whole cents")
+    paid = cents_at(message.get("amount"), "payment_executed.amount")
     if paid > invoice.gross_total:
         # An overpayment would post a negative discount; it is the ERP's to book.
         raise p2p.ProcurementError(
