@@ -44,5 +44,27 @@ def due_from(text: str, now: datetime) -> datetime:
     return TimerEventDefinition.get_datetime(text)
 
 
+def timer_problem(text: Any, cycle: bool) -> str | None:
+    """Why `text` cannot drive a timer event, or None: a cycle (`R3/PT1H`) or a duration
+    (`P1D`), each at most a century, and a cycle that waits between its rounds.
+
+    For a value from outside the model (a start variable overriding a cadence), checked before
+    the instance reaches the timer, so that the sender hears of it instead of an incident.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return "must be an ISO 8601 cycle such as R3/P1D" if cycle else "must be a duration"
+    try:
+        if not cycle:
+            parse_duration(text)
+            return None
+        _rounds, _start, every = TimerEventDefinition.parse_iso_recurring_interval(text)
+    except Exception:  # SpiffWorkflow raises bare Exception, ValueError and AttributeError
+        example = "R3/P1D" if cycle else "P1D"
+        return f"is not an ISO 8601 {'cycle' if cycle else 'duration'} such as {example}"
+    if every.total_seconds() <= 0:
+        return "must wait some time between its rounds"
+    return None
+
+
 # SpiffWorkflow calls the parser through the class, so this covers its timer events too.
 TimerEventDefinition.parse_iso_duration = staticmethod(parse_duration)

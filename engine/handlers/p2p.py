@@ -34,6 +34,7 @@ from domain.fields import (
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry
 from engine import decisions as engine_decisions
+from engine.definitions.durations import timer_problem
 from engine.errors import Forbidden
 from engine.handlers.postings import announce, post_entry
 from engine.services import ServiceCall, ServiceRegistry
@@ -143,11 +144,15 @@ def receive_requisition(call: ServiceCall) -> dict[str, Any]:
     )
     _decide(call, decision)
     requisition.approval_chain = list(chain)
-    # Timer cadences default to the element's properties; a start variable may override them.
-    cadences = {
-        name: call.variables.get(name) or call.properties.get(name)
-        for name in ("approval_escalation_cycle", "payment_recheck_after")
-    }
+    # Timer cadences default to the element's properties; a start variable may override them,
+    # and one the timer could not read is refused now rather than an incident at the timer.
+    cadences = {}
+    for name, cycle in (("approval_escalation_cycle", True), ("payment_recheck_after", False)):
+        given = call.variables.get(name)
+        problem = None if given is None else timer_problem(given, cycle)
+        if problem:
+            raise p2p.ProcurementError(name, problem)
+        cadences[name] = given or call.properties.get(name)
     missing = [name for name, value in cadences.items() if not value]
     if missing:
         raise p2p.ProcurementError(call.element_id, f"model property {missing[0]} is not set")
@@ -340,6 +345,27 @@ def _inspection_state(session: Session, po_no: str, queue: list[int]) -> dict[st
     }
 
 
+def _refuse_over_delivery(
+    where: str, po_line: p2p.PurchaseOrderLine | None, in_stock: dict[int, int], qty: int
+) -> None:
+    """Count an accepted lot against its PO line; more than was ordered is refused.
+
+    Nothing beyond the PO may enter stock or GR/IR: the surplus was never approved, and the
+    three-way match would let an invoice for it through. Lots rejected at receipt or returned
+    after inspection do not count, since their goods went back to the vendor.
+    """
+    if po_line is None:  # the receipt ruleset rejects a line the PO does not have
+        return
+    total = in_stock.get(po_line.line_no, 0) + qty
+    if total > po_line.qty:
+        raise p2p.ProcurementError(
+            f"{where}.qty",
+            f"would bring PO line {po_line.line_no} to {total} received, "
+            f"over the {po_line.qty} ordered",
+        )
+    in_stock[po_line.line_no] = total
+
+
 def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
     """Parse each lot's UDI, check shelf life against the PO minimum, store accepted lots in
     quarantine, reject short-dated ones back to the vendor, and post inventory / GR-IR."""
@@ -358,6 +384,7 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
     if already is not None:  # the ERP sent the same receipt again: nothing new arrived
         return _inspection_state(session, po.po_no, [])
     po_lines = p2p.po_lines(session, po.po_no)
+    in_stock = p2p.received_quantities(session, po.po_no)
     rules = rules_of(call.execution)
     accepted: list[p2p.GoodsReceiptLine] = []
     received = numbered_lines(message.get("lines"), "goods_received.lines", also=("lot",))
@@ -406,6 +433,7 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
         if row.status == "rejected":
             _emit(call, "lot.rejected", {**subject, "reason": row.reason}, suffix=f"{gtin}:{lot}")
             continue
+        _refuse_over_delivery(where, po_line, in_stock, qty)
         inventory.receive_lot(
             session, gtin, lot, qty=qty, expiry_date=expiry, unit_cost=unit_cost, actor="p2p"
         )

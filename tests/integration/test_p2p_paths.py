@@ -332,6 +332,53 @@ def test_partial_receipt_waits_for_the_rest_before_the_invoice(api):
     assert api.decided().count(("goods_receipt", "pass")) == 2
 
 
+def test_a_receipt_over_the_po_quantity_is_refused_naming_the_line_and_the_rest_is_taken(api):
+    small_requisition(api, "PR-4010")  # 100 ordered
+    api.receive("GR-1", (1, "L1", 60, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+
+    errors = refused(api, "goods_received", _receipt("GR-2", (1, "L2", 50, LONG_DATED)))
+    assert errors == [
+        {
+            "field": "payload.lines[0].qty",
+            "message": "would bring PO line 1 to 110 received, over the 100 ordered",
+        }
+    ]
+    # Two lots of one line in one receipt are counted together.
+    both = _receipt("GR-2", (1, "L2", 30, LONG_DATED), (1, "L3", 11, LONG_DATED))
+    assert [e["field"] for e in refused(api, "goods_received", both)] == ["payload.lines[1].qty"]
+
+    # Nothing of either was kept: no stock, no GR/IR, and the PO still waits for 40.
+    assert api.purchase_order()["lines"][0]["qty_received"] == 60
+    assert [kind for kind, _ in api.journal()] == ["goods_receipt"]
+    assert api.event_types().count("lot.quarantined") == 1
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_goods"]
+    api.receive("GR-2", (1, "L2", 40, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_invoice"]
+
+
+def test_a_returned_lot_does_not_count_against_the_po_so_its_replacement_is_taken(api):
+    small_requisition(api, "PR-4011")
+    api.receive("GR-1", (1, "L-BAD", 100, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="fail", comment="seal broken")
+
+    api.receive("GR-2", (1, "L-NEW", 100, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+
+    assert api.purchase_order()["lines"][0]["qty_received"] == 100
+    assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_invoice"]
+
+
+def _receipt(receipt_no: str, *lots: tuple[int, str, int, date]) -> dict:
+    lines = [
+        {"line_no": n, "qty": qty, "gtin": GTIN, "lot": lot}
+        | {"expiry_date": expiry.isoformat(), "udi": udi(lot, expiry)}
+        for n, lot, qty, expiry in lots
+    ]
+    return {"receipt_no": receipt_no, "lines": lines}
+
+
 def test_inspection_fail_returns_the_lot_to_the_vendor(api):
     from domain.inventory import get_lot
 
@@ -612,6 +659,32 @@ def _start_refused(api: P2PApi, req_no: str, **requisition) -> list[dict]:
     assert response.status_code == 422, response.json
     assert response.headers["Content-Type"].startswith("application/problem+json")
     return response.json["errors"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("approval_escalation_cycle", "every day", "is not an ISO 8601 cycle such as R3/P1D"),
+        ("approval_escalation_cycle", "R/PT0S", "must wait some time between its rounds"),
+        ("approval_escalation_cycle", 3, "must be an ISO 8601 cycle such as R3/P1D"),
+        ("payment_recheck_after", "P99999Y", "is not an ISO 8601 duration such as P1D"),
+        ("payment_recheck_after", "", "must be a duration"),
+    ],
+)
+def test_a_timer_cadence_given_at_start_that_no_timer_can_read_is_refused_naming_it(
+    api, name, value, message
+):
+    requisition = {"req_no": "PR-CAD", "requester": "peter", "cost_center": "CC-100"}
+    requisition |= {"category": "consumables", "supplier_id": SUPPLIER, "currency": "CNY"}
+    requisition["lines"] = [PR_LINE]
+    body = {"business_key": "PR-CAD", "variables": {"requisition": requisition, name: value}}
+    response = api.call("POST", "/processes/procure_to_pay/instances", json=body)
+
+    assert response.status_code == 422, response.json
+    assert response.json["errors"] == [{"field": f"variables.{name}", "message": message}]
+    assert api.ok("GET", "/instances?business_key=PR-CAD")["items"] == []
+    api.start("PR-CAD", [PR_LINE])  # without it, the model's cadence applies
+    assert api.instance()["status"] == "running"
 
 
 def _rejections_of(api: P2PApi, req_no: str) -> list[dict]:
