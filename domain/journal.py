@@ -6,7 +6,7 @@ The account map is configuration: `AccountMap.from_config` overlays the codes gi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -14,12 +14,18 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.errors import UnbalancedEntry
 from domain.records import JournalEntry, JournalLine
 from domain.types import utcnow
 
 CENT = Decimal("0.01")
+
+# Writes new rows of one mapped class, every column set, and leaves them persistent. The
+# default adds and flushes; the engine passes its one-statement writer
+# (engine/store/inserts.insert_loaded), which domain code may not import.
+RowWriter = Callable[[Session, Sequence[Any]], None]
 
 DEFAULT_ACCOUNTS: dict[str, str] = {
     "ar": "1122",
@@ -100,11 +106,13 @@ def post(
     description: str = "",
     instance_id: str | None = None,
     posted_at: datetime | None = None,
+    write: RowWriter | None = None,
 ) -> JournalEntry:
     """Write one balanced entry, or return the one already posted under `source_key`.
 
     Amounts are rounded to the cent per line first and the balance is checked on the rounded
-    figures, so what the finance system receives balances exactly.
+    figures, so what the finance system receives balances exactly. `write` (see RowWriter)
+    stores the entry and its lines; by default they are added and flushed.
     """
     existing = session.scalar(_BY_SOURCE_KEY, {"source_key": source_key})
     if existing is not None:
@@ -121,6 +129,7 @@ def post(
             continue
         rows.append(
             JournalLine(
+                id=None,
                 line_no=number,
                 account=accounts[line.account],
                 debit=debit,
@@ -137,15 +146,29 @@ def post(
             f"{kind} {source_key}: debits {total_debit} != credits {total_credit}"
         )
     entry = JournalEntry(
+        id=None,
         source_key=source_key,
         kind=kind,
+        currency="CNY",
         description=description,
         instance_id=instance_id,
+        reverses_id=None,
+        reversed_by_id=None,
         posted_at=posted_at or utcnow(),
-        lines=rows,
     )
-    session.add(entry)
-    session.flush()
+    if write is None:
+        entry.lines = rows
+        session.add(entry)
+        session.flush()
+        return entry
+    write(session, [entry])
+    for row in rows:
+        row.entry_id = entry.id
+    write(session, rows)
+    # Both sides of the relationship as loaded, so nothing reads the lines back.
+    set_committed_value(entry, "lines", rows)
+    for row in rows:
+        set_committed_value(row, "entry", entry)
     return entry
 
 

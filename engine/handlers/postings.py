@@ -7,6 +7,7 @@ from typing import Any
 from domain.journal import AccountMap, entry_as_dict, post
 from domain.records import JournalEntry
 from engine.services import ServiceCall
+from engine.store.inserts import insert_loaded
 
 
 def announce(call: ServiceCall, entry: JournalEntry) -> None:
@@ -21,7 +22,12 @@ def announce(call: ServiceCall, entry: JournalEntry) -> None:
 def post_entry(call: ServiceCall, accounts: AccountMap, **entry: Any) -> JournalEntry:
     """Post on the command's clock and instance, then announce the entry."""
     journal_entry = post(
-        call.session, accounts, instance_id=call.instance_id, posted_at=call.now, **entry
+        call.session,
+        accounts,
+        instance_id=call.instance_id,
+        posted_at=call.now,
+        write=insert_loaded,
+        **entry,
     )
     announce(call, journal_entry)
     return journal_entry

@@ -100,8 +100,13 @@ _BUFFERED_LOCKED = {
     keyed: stmt.with_for_update(skip_locked=True) for keyed, stmt in _BUFFERED.items()
 }
 MAX_BUFFERED_DELIVERIES = 20
+# What inflating an instance ahead of the write lock needs of its row (no ORM object).
+_STORED_STATE = select(Instance.lock_version, Instance.definition_id, Instance.state).where(
+    Instance.id == bindparam("instance_id")
+)
 # A completion reads its task first, in a new session: `session.get` would build this per call.
 _TASK = select(HumanTask).where(HumanTask.id == bindparam("task_id"))
+_TASK_INSTANCE = select(HumanTask.instance_id).where(HumanTask.id == bindparam("task_id"))
 # What an answer shows of an instance when no command has just written it (a GET).
 _SHOWN = {
     "tasks": select(HumanTask).where(
@@ -193,7 +198,58 @@ def _with_retry(rt: Runtime, attempt: Callable[[], T]) -> T:
 # Loading and saving -------------------------------------------------------------------------
 
 
-def _load(rt: Runtime, uow: UnitOfWork, instance_id: str, actor: Actor, skip_locked: bool = False):
+@dataclass
+class _Ahead:
+    """An instance inflated before the command took SQLite's write lock, for it to take once.
+
+    SQLite admits one writer, so whatever a command does under the lock is what two workers
+    cannot do at once. Inflating the stored workflow (decompress, JSON, SpiffWorkflow's
+    `from_dict`) needs no lock: it is done beforehand in a read transaction, and used only if
+    the row still has the version it was read at. Taken once, because a command run again
+    (`_replaying`) must start from the stored state, not from what its first run changed.
+    """
+
+    instance_id: str | None = None
+    lock_version: int | None = None
+    workflow: BpmnWorkflow | None = None
+
+    def take(self, instance: Instance) -> BpmnWorkflow | None:
+        workflow, self.workflow = self.workflow, None
+        if instance.id != self.instance_id or instance.lock_version != self.lock_version:
+            return None
+        return workflow
+
+
+def _inflate_ahead(rt: Runtime, find: Callable[[UnitOfWork], str | None]) -> _Ahead:
+    """On SQLite, the instance `find` names inflated outside the write lock; on PostgreSQL
+    nothing (a command locks only its own instance's row there, so this would only add a
+    round trip)."""
+    if not rt.uow.sqlite:
+        return _Ahead()
+    with rt.uow(write=False) as uow:
+        instance_id = find(uow)
+        if instance_id is None:
+            return _Ahead()
+        row = uow.session.execute(_STORED_STATE, {"instance_id": instance_id}).one_or_none()
+        if row is None:
+            return _Ahead()
+        try:
+            definition = rt.catalog.loaded(uow, row.definition_id)
+            workflow = load_state(row.state, definition.spec, definition.subprocess_specs)
+        except Exception:  # the load under the lock meets it again and reports it
+            return _Ahead()
+    workflow.script_engine = make_script_engine()
+    return _Ahead(instance_id, row.lock_version, workflow)
+
+
+def _load(
+    rt: Runtime,
+    uow: UnitOfWork,
+    instance_id: str,
+    actor: Actor,
+    skip_locked: bool = False,
+    ahead: _Ahead | None = None,
+):
     stmt = _INSTANCE if uow.sqlite else _INSTANCE_LOCKED[skip_locked]
     instance = uow.session.execute(stmt, {"instance_id": instance_id}).scalar_one_or_none()
     if instance is None:
@@ -201,7 +257,7 @@ def _load(rt: Runtime, uow: UnitOfWork, instance_id: str, actor: Actor, skip_loc
             return None
         raise NotFound(f"no instance '{instance_id}'")
     definition = rt.catalog.loaded(uow, instance.definition_id)
-    workflow = _stored_workflow(instance, definition)
+    workflow = (ahead and ahead.take(instance)) or _stored_workflow(instance, definition)
     return Execution(
         uow=uow,
         instance=instance,
@@ -556,6 +612,10 @@ def _run_completion_guard(
 
 
 def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: Actor) -> Result:
+    ahead = _inflate_ahead(
+        rt, lambda uow: uow.session.execute(_TASK_INSTANCE, {"task_id": task_id}).scalar()
+    )
+
     def attempt() -> Result:
         with rt.uow() as uow:
             row = uow.session.execute(_TASK, {"task_id": task_id}).scalar_one_or_none()
@@ -563,7 +623,7 @@ def complete_task(rt: Runtime, task_id: str, variables: dict[str, Any], actor: A
                 raise NotFound(f"no task '{task_id}'")
             inbox.check_can_complete(uow.session, row, actor, rt.clock())
             values = validate_form(row.form, variables)
-            ex = _load(rt, uow, row.instance_id, actor)
+            ex = _load(rt, uow, row.instance_id, actor, ahead=ahead)
             task = ex.workflow.get_task_from_id(uuid.UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict(f"task {task_id} is no longer open")
@@ -602,6 +662,20 @@ def _subscription(uow: UnitOfWork, name: str, key: str | None) -> MessageSubscri
     return uow.session.execute(stmt, {"name": name, "key": key}).scalar_one_or_none()
 
 
+def _waiting(
+    uow: UnitOfWork, name: str, key: str | None
+) -> tuple[MessageSubscription | None, str | None]:
+    """The subscription a message goes to, and the correlation key it is filed under."""
+    sub = _subscription(uow, name, key)
+    if sub is None and key is not None:
+        # The sender may use its own number for the key (CorrelationAlias); only a message
+        # nobody waits for under the given key pays for the lookup.
+        canonical = canonical_key(uow.session, key)
+        if canonical is not None:
+            return _subscription(uow, name, canonical), canonical
+    return sub, key
+
+
 def deliver_message(
     rt: Runtime,
     name: str,
@@ -612,20 +686,18 @@ def deliver_message(
 ) -> Result:
     digest = request_hash({"name": name, "correlation_key": correlation_key, "payload": payload})
 
+    def waiting_instance(uow: UnitOfWork) -> str | None:
+        sub, _key = _waiting(uow, name, correlation_key)
+        return sub.instance_id if sub is not None else None
+
+    ahead = _inflate_ahead(rt, waiting_instance)
+
     def attempt() -> Result:
         with rt.uow() as uow:
             previous = _idempotent(uow, "message", message_id, digest)
             if previous is not None:
                 return Result(previous.status_code, previous.body)
-            key = correlation_key
-            sub = _subscription(uow, name, key)
-            if sub is None and key is not None:
-                # The sender may use its own number for the key (CorrelationAlias); only a
-                # message nobody waits for under the given key pays for the lookup.
-                canonical = canonical_key(uow.session, key)
-                if canonical is not None:
-                    key = canonical
-                    sub = _subscription(uow, name, key)
+            sub, key = _waiting(uow, name, correlation_key)
             now = rt.clock()
             if sub is None:
                 expires = now + rt.message_ttls.get(name, rt.message_ttl)
@@ -641,7 +713,7 @@ def deliver_message(
                 )
                 result = Result(202, {"status": "buffered", "expires_at": expires.isoformat()})
             else:
-                ex = _load(rt, uow, sub.instance_id, actor)
+                ex = _load(rt, uow, sub.instance_id, actor, ahead=ahead)
                 with _refusing_message(ex, name):
                     incident = _catch_message(ex, name, payload, message_id)
                 # Buffered messages caught while saving were answered (202) long ago: a bad one

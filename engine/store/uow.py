@@ -126,6 +126,7 @@ class UnitOfWorkFactory:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.sqlite = is_sqlite(engine)
 
     def __call__(self, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write)

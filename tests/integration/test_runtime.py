@@ -68,6 +68,26 @@ def test_approved_order_waits_for_payment_then_completes_on_message(rt):
         assert instance.variables["paid"] == "5000.00"
 
 
+def test_a_message_meets_the_instance_as_stored_when_it_changed_after_being_read_ahead(
+    rt, monkeypatch
+):
+    # On SQLite a command inflates its instance before it takes the write lock; a command that
+    # saved the instance in between must not be undone by running on the earlier read.
+    body = start(rt)
+    read_early = commands._inflate_ahead(rt, lambda uow: body["id"])
+    assert (read_early.workflow is not None) == rt.uow.sqlite
+    commands.complete_task(rt, body["active_tasks"][0]["id"], {"decision": "approve"}, CAROL)
+    monkeypatch.setattr(commands, "_inflate_ahead", lambda rt, find: read_early)
+
+    delivered = commands.deliver_message(
+        rt, "payment_received", "SO-1", {"amount": "5000.00"}, "pay-1", ERP
+    )
+
+    assert delivered.status_code == 200
+    assert delivered.body["instance_status"] == "completed"
+    assert history(rt, body["id"]).count("task_completed") == 1
+
+
 def test_invalid_form_is_refused_naming_every_field_and_task_stays_open(rt):
     task_id = start(rt)["active_tasks"][0]["id"]
     with pytest.raises(ValidationFailed) as refused:
