@@ -45,7 +45,7 @@ from engine.runtime.projection import (
     sync_projections,
 )
 from engine.runtime.state import dump_state, load_state, to_json_safe
-from engine.runtime.workflow import FlowgateWorkflow
+from engine.runtime.workflow import FlowgateWorkflow, prune_finished_rounds
 from engine.sandbox import make_script_engine
 from engine.services import ServiceRegistry
 from engine.store.history import append_history
@@ -359,6 +359,7 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
         ex.record("instance_completed")
     else:
         values.update(status="running", incident=None)
+    prune_finished_rounds(workflow)
     values.update(state=dump_state(workflow), variables=_variables(workflow), updated_at=ex.now)
     # Before the projections: their rows refer to the instance's.
     save_instance(ex.uow.session, instance, values)

@@ -17,6 +17,7 @@ every instance of the definition shares (`_trigger_without_rewiring`).
 from __future__ import annotations
 
 import inspect
+import itertools
 import sys
 from typing import Any
 
@@ -128,3 +129,73 @@ def _tree_position(task: Task) -> tuple[int, ...] | None:
         child, parent = parent, parent.parent
     path.reverse()
     return tuple(path)
+
+
+# An instance's own history in its task tree: SpiffWorkflow keeps every finished task, and each
+# round of a loop adds its tasks under the last round's, so a payment rechecked daily while
+# blocked, or any long-lived loop, made every later load, step and save of that instance
+# slower (bench/bench_history.py: 35 ms to load at 2,000 finished tasks). The longest straight
+# paths through the shipped models finish 30-60 tasks; past PRUNE_ABOVE, loops have added the
+# rest, and only tasks a loop repeats are ever dropped (below).
+PRUNE_ABOVE = 120
+# Finished tasks kept at the live end of each straight run: every spec a loop round visits is
+# among them, so anything SpiffWorkflow reads back from a task's recent ancestors is still there.
+KEEP_RECENT = 24
+
+
+def prune_finished_rounds(workflow: BpmnWorkflow) -> int:
+    """Drop earlier loop rounds from the task tree; return how many tasks went.
+
+    Only the middle of a straight run of finished tasks is touched (each completed with one
+    child, as a gateway loop leaves them), and only tasks whose spec recurs in the run's
+    KEEP_RECENT most recent ones: a one-off step is never dropped, nor a split, a subprocess's
+    parent or the last task run. The run is relinked around what goes, so every kept task's
+    ancestors are still its ancestors. What happened in the dropped rounds stays in the
+    instance's history and decisions, which the task tree never was the record of.
+    """
+    if len(workflow.tasks) <= PRUNE_ABOVE:
+        return 0
+    removed = 0
+    for owner in (workflow, *workflow.subprocesses.values()):
+        for run in _straight_runs(owner, workflow):
+            recent = run[-KEEP_RECENT:]
+            recurring = {task.task_spec for task in recent}
+            kept = [run[0]]
+            kept += [t for t in run[1:-KEEP_RECENT] if t.task_spec not in recurring]
+            kept += recent
+            if len(kept) == len(run):
+                continue
+            for above, below in itertools.pairwise(kept):
+                above._children = [below.id]
+                below._parent = above.id
+            staying = {task.id for task in kept}
+            for task in run:
+                if task.id not in staying:
+                    del owner.tasks[task.id]
+                    removed += 1
+    return removed
+
+
+def _straight_runs(owner: Any, workflow: BpmnWorkflow) -> list[list[Task]]:
+    """Maximal chains of finished tasks, each COMPLETED with exactly one child, top down."""
+
+    def linkable(task: Task | None) -> bool:
+        return (
+            task is not None
+            and task._state == TaskState.COMPLETED
+            and len(task._children) == 1
+            and task.id not in workflow.subprocesses
+            and task is not workflow.last_task
+            and task is not owner.last_task
+        )
+
+    runs = []
+    for task in owner.tasks.values():
+        if not linkable(task) or linkable(task.parent):
+            continue
+        run = [task]
+        while linkable(nxt := owner.tasks.get(run[-1]._children[0])):
+            run.append(nxt)
+        if len(run) > KEEP_RECENT + 1:
+            runs.append(run)
+    return runs

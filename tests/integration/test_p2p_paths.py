@@ -560,6 +560,51 @@ def test_blocked_supplier_is_never_paid(api):
     assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
 
 
+def test_a_payment_rechecked_daily_for_months_keeps_its_state_small_and_is_paid_once_unblocked(
+    api,
+):
+    from engine.scheduler import sweep_timers
+    from engine.store.tables import Instance
+
+    def stored_bytes() -> int:
+        with api.container.runtime.uow(write=False) as uow:
+            return len(uow.session.get(Instance, api.instance_id).state)
+
+    requisition(api, "PR-7002", qty=100, payment_recheck_after="P1D")
+    received_and_released(api, 100)
+    api.supplier(blocked=True)
+    api.invoice("INV-7002", [(1, 100, "35.00")], tax_amount="455.00", total="3955.00")
+    api.done("resolve_exception", "alex", resolution="accept")  # the supplier block stays
+    api.wait_for_payment_date()
+    sizes = {}
+    for day in range(1, 241):
+        api.clock.advance(days=1, seconds=1)
+        assert sweep_timers(api.container.runtime) == 1
+        sizes[day] = stored_bytes()
+    # Each recheck used to add four finished tasks to the stored tree, for good: the second
+    # four months would have stored up to twice as much as the first.
+    first, second = [max(sizes[d] for d in days) for days in (range(1, 121), range(121, 241))]
+    assert second <= first * 1.05, (first, second)
+
+    api.supplier(blocked=False)
+    api.clock.advance(days=1, seconds=1)
+    assert sweep_timers(api.container.runtime) == 1
+    [request] = api.payloads("payment.requested")
+    api.message(
+        "payment_executed",
+        {"invoice_no": "INV-7002", "amount": request["amount"], "paid_on": request["pay_on"]},
+    )
+    assert api.instance()["status"] == "completed"
+    assert [kind for kind, _ in api.journal()] == [
+        "goods_receipt",
+        "vendor_invoice",
+        "vendor_payment",
+    ]
+    # The dropped rounds are still in the instance's history.
+    fired = [e for e in api.instance()["history"] if e["type"] == "timer_fired"]
+    assert len(fired) == 242
+
+
 def test_segregation_of_duties_still_applies_to_a_delegate(api):
     requisition(api, "PR-3003", qty=6000)  # dept manager, then finance director
     api.done("approve_requisition", "dora", decision="approve")
