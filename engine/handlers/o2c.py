@@ -30,7 +30,7 @@ from domain.fields import cents_at, date_at, decimal_at, optional_text_at
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
-from engine.decisions import record_decision, store_decision
+from engine.decisions import record_decision
 from engine.handlers.postings import announce, post_entry
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
@@ -583,7 +583,9 @@ class O2C:
                 )
                 decision = self.rules.evaluate("shipment", facts, as_of)
                 record = decision.to_record()
-                store_decision(call.session, record, call.instance_id, call.element_id, call.now)
+                # In the history too, as every other decision of the order is: a held UDI is
+                # otherwise visible only under the instance's decisions.
+                record_decision(call.execution, call.element_id, record)
                 reasons = [
                     f["reason"]
                     for f in record["fired"]

@@ -236,7 +236,12 @@ def _require_open(row: HumanTask) -> None:
 
 
 def claim(rt: Runtime, task_id: str, actor: Actor) -> HumanTask:
-    """Take an offered task; claiming one's own task again changes nothing."""
+    """Take an offered task; claiming one's own task again changes nothing.
+
+    A task someone else holds is theirs (409), except to an admin, who takes it over: the way
+    to move work from a person who is away and left it claimed. The history and the
+    `task.assigned` event name whom it was taken from.
+    """
     with rt.uow() as uow:
         row = _lock(uow, task_id).task
         now = rt.clock()
@@ -246,14 +251,24 @@ def claim(rt: Runtime, task_id: str, actor: Actor) -> HumanTask:
             return row
         if not (actor.is_admin or is_candidate(row, actor)):
             raise Forbidden(f"{actor.user} is not a candidate for task {task_id}")
-        if row.assignee is not None:
-            raise Conflict(f"task {task_id} is already claimed by {row.assignee}")
+        taken_from = row.assignee
+        if taken_from is not None and not actor.is_admin:
+            raise Conflict(f"task {task_id} is already claimed by {taken_from}")
         row.assignee = row.claimed_by = actor.user
         row.claimed_at = now
         row.state = "claimed"
         sync_offer(uow.session, row)
-        history(uow.session, row, "task_claimed", actor.user, now)
-        notify(uow.session, row, "task.assigned", now, assigned_by=actor.user, reason="claimed")
+        taken = {"taken_from": taken_from} if taken_from is not None else {}
+        history(uow.session, row, "task_claimed", actor.user, now, **taken)
+        notify(
+            uow.session,
+            row,
+            "task.assigned",
+            now,
+            assigned_by=actor.user,
+            reason="taken over" if taken else "claimed",
+            **taken,
+        )
         uow.commit()
         return row
 

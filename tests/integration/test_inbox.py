@@ -122,6 +122,29 @@ def test_second_claim_by_another_candidate_gets_409_and_so_does_their_completion
     assert [h[0] for h in inbox.history(task_id)].count("task_claimed") == 1
 
 
+def test_an_admin_takes_over_a_task_someone_else_claimed_and_the_history_says_from_whom(inbox):
+    task_id = inbox.start()
+    inbox.call("POST", f"/tasks/{task_id}/claim", "carol")
+
+    taken = inbox.call("POST", f"/tasks/{task_id}/claim", "admin")
+
+    assert taken.status_code == 200
+    assert (taken.json["state"], taken.json["assignee"]) == ("claimed", "admin")
+    assigned = [e for e in inbox.outbox(task_id) if e["type"] == "task.assigned"]
+    assert assigned[-1]["taken_from"] == "carol" and assigned[-1]["reason"] == "taken over"
+    late = inbox.call(
+        "POST", f"/tasks/{task_id}/complete", "carol", {"variables": {"decision": "approve"}}
+    )
+    assert late.status_code == 409
+    assert inbox.call("POST", f"/tasks/{task_id}/unclaim", "admin").status_code == 200
+    assert inbox.call("POST", f"/tasks/{task_id}/claim", "carl").status_code == 200
+    assert [who for kind, who in inbox.history(task_id) if kind == "task_claimed"] == [
+        "carol",
+        "admin",
+        "carl",
+    ]
+
+
 def test_unclaimed_task_goes_back_to_the_group_and_another_candidate_can_take_it(inbox):
     task_id = inbox.start()
     inbox.call("POST", f"/tasks/{task_id}/claim", "carol")

@@ -247,6 +247,13 @@ def test_udi_check_digit_error_is_held_until_corrected_data_arrives(api: O2CApi)
     body = api.instance(started["id"])
     assert [w["name"] for w in body["waiting_for"]] == ["shipment_confirmed"]
     assert api.entries("SO-9") == []
+    # The hold is in the order's history, with the decision that made it.
+    [held_by] = [
+        e["details"]
+        for e in body["history"]
+        if e["type"] == "decision" and e["element_id"] == "udi_check"
+    ]
+    assert held_by["ruleset"] == "shipment" and held_by["outcome"] == "hold"
     _ship_ok(api, "SO-9", qty=1)
     assert "payment_received" in _waits(api, started["id"])
     outcomes = [
