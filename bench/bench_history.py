@@ -6,8 +6,9 @@ tree; flowgate's workflow (`engine/runtime/workflow.py`) scans its flat task dic
 the matches. This runs one model that loops N times through a gateway and a script task before
 it waits at a user task, then times the queries each engine step and each projection make, both
 ways, side by side. A second table gives the state blob of the same instances and the time to
-save and load it: SpiffWorkflow keeps every finished task in the tree, so both grow with the
-rounds an instance has run (not with other instances: see bench_engine's load figures).
+save and load it, as SpiffWorkflow keeps the tree (every finished task: both grow with the
+rounds run) and as flowgate saves it, earlier rounds pruned (`prune_finished_rounds`). Neither
+grows with other instances: see bench_engine's load figures.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.definitions.compile import SourceFile, compile_definition
 from engine.runtime.state import dump_state, load_state
-from engine.runtime.workflow import FlowgateWorkflow
+from engine.runtime.workflow import FlowgateWorkflow, prune_finished_rounds
 from engine.sandbox import make_script_engine
 from tests.e2e.conftest import ROOT
 
@@ -57,14 +58,24 @@ def main(argv: list[str] | None = None) -> None:
             walk = _per_call_us(partial(BpmnWorkflow.get_tasks, workflow, state=mask), 30)
             scan = _per_call_us(partial(workflow.get_tasks, state=mask), args.repeat)
             print(f"| {finished:,} | {label} | {walk:,.1f} | {scan:,.1f} | {walk / scan:,.1f}x |")
-        blob = dump_state(workflow)
-        save = _per_call_us(partial(dump_state, workflow), 10) / 1e3
-        load = _per_call_us(partial(load_state, blob, spec, subs), 10) / 1e3
-        blobs.append(f"| {finished:,} | {len(blob):,} | {save:,.2f} | {load:,.2f} |")
+        whole = _stored(workflow, spec, subs)
+        prune_finished_rounds(workflow)
+        pruned = _stored(workflow, spec, subs)
+        cells = " | ".join(f"{a:,.2f} / {b:,.2f}" for a, b in zip(whole, pruned, strict=True))
+        blobs.append(f"| {finished:,} | {cells} |")
     print()
-    print("| finished tasks | blob bytes (compressed) | save ms | load ms |")
+    print("whole tree / as flowgate saves it (earlier rounds pruned)")
+    print("| finished tasks | blob KB (compressed) | save ms | load ms |")
     print("| ---: | ---: | ---: | ---: |")
     print("\n".join(blobs))
+
+
+def _stored(workflow: FlowgateWorkflow, spec, subs) -> tuple[float, float, float]:
+    """Blob KB, save ms and load ms of `workflow` as it stands."""
+    blob = dump_state(workflow)
+    save = _per_call_us(partial(dump_state, workflow), 10) / 1e3
+    load = _per_call_us(partial(load_state, blob, spec, subs), 10) / 1e3
+    return len(blob) / 1024, save, load
 
 
 if __name__ == "__main__":
