@@ -583,19 +583,29 @@ def require_invoice(session: Session, invoice_id: int) -> VendorInvoice:
     return row
 
 
-def invoiced_quantities(session: Session, po_no: str, exclude_id: int) -> dict[int, int]:
-    """What earlier, still valid invoices of the PO billed per line."""
+def invoiced_quantities(
+    session: Session, po_no: str, exclude_id: int | None = None
+) -> dict[int, int]:
+    """What the PO's still valid invoices billed per line, but for `exclude_id`'s."""
+    where = [
+        VendorInvoice.po_no == po_no,
+        VendorInvoice.status.in_(("posted", "blocked", "released", "paid")),
+    ]
+    if exclude_id is not None:
+        where.append(VendorInvoice.id != exclude_id)
     rows = session.execute(
         select(VendorInvoiceLine.line_no, func.sum(VendorInvoiceLine.qty))
         .join(VendorInvoice, VendorInvoice.id == VendorInvoiceLine.invoice_id)
-        .where(
-            VendorInvoice.po_no == po_no,
-            VendorInvoice.id != exclude_id,
-            VendorInvoice.status.in_(("posted", "blocked", "released", "paid")),
-        )
+        .where(*where)
         .group_by(VendorInvoiceLine.line_no)
     )
     return {line_no: int(qty or 0) for line_no, qty in rows}
+
+
+def fully_invoiced(session: Session, po_no: str) -> bool:
+    """Every PO line billed in full by the PO's valid invoices (paid ones included)."""
+    billed = invoiced_quantities(session, po_no)
+    return all(billed.get(n, 0) >= line.qty for n, line in po_lines(session, po_no).items())
 
 
 def set_payment_block(session: Session, invoice: VendorInvoice, reason: str, at: datetime) -> None:

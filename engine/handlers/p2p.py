@@ -870,8 +870,12 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
         description=f"Payment of {invoice.invoice_no} on {paid_on.isoformat()}",
     )
     invoice.status = "paid"
-    po.status = "closed"
-    return {"paid_amount": str(paid)}
+    # A vendor may bill a PO in parts: until every line is billed, the PO stays open and the
+    # process waits for the next invoice (each matched against what earlier ones billed).
+    fully = p2p.fully_invoiced(session, po.po_no)
+    if fully:
+        po.status = "closed"
+    return {"paid_amount": str(paid), "po_fully_invoiced": fully}
 
 
 # --- segregation of duties at task completion -----------------------------------------------

@@ -401,6 +401,45 @@ def test_inspection_fail_returns_the_lot_to_the_vendor(api):
     assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_goods"]
 
 
+def test_a_po_billed_in_two_invoices_pays_both_and_closes_only_after_the_second(api):
+    small_requisition(api, "PR-5010")  # 100 at 35.00
+    received_and_released(api, 100)
+    api.invoice("INV-A", [(1, 60, "35.00")], tax_amount="273.00", total="2373.00")
+    # The vendor's second invoice arrives while the first waits for its payment date: it waits.
+    second = {"invoice_no": "INV-B", "invoice_date": api.today.isoformat(), "tax_amount": "182.00"}
+    second |= {"total": "1582.00", "lines": [{"line_no": 1, "qty": 40, "unit_price": "35.00"}]}
+    message = {"name": "vendor_invoice", "correlation_key": api.po_no}
+    buffered = api.call("POST", "/messages", json={**message, "payload": second})
+    assert buffered.status_code == 202, buffered.json
+
+    api.wait_for_payment_date()
+    [first] = api.payloads("payment.requested")
+    api.message("payment_executed", {"invoice_no": "INV-A", "amount": first["amount"]})
+
+    # Paid, but 40 units are not billed yet: the PO stays open and INV-B is taken up at once.
+    assert api.instance()["status"] == "running"
+    assert api.purchase_order()["status"] != "closed"
+    assert [i["status"] for i in api.purchase_order()["invoices"]] == ["paid", "posted"]
+    api.wait_for_payment_date()
+    [_, then] = api.payloads("payment.requested")
+    assert then["invoice_no"] == "INV-B"
+    api.message("payment_executed", {"invoice_no": "INV-B", "amount": then["amount"]})
+
+    assert api.instance()["status"] == "completed"
+    assert api.purchase_order()["status"] == "closed"
+    assert [kind for kind, _ in api.journal()] == [
+        "goods_receipt",
+        "vendor_invoice",
+        "vendor_payment",
+        "vendor_invoice",
+        "vendor_payment",
+    ]
+    assert [outcome for key, outcome in api.decided() if key == "three_way_match"] == [
+        "pass",
+        "pass",
+    ]
+
+
 def test_price_variance_blocks_payment_until_the_ap_manager_accepts_it(api):
     requisition(api, "PR-5001", qty=200)  # 7,000 at 35.00
     received_and_released(api, 200)
