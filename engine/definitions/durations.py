@@ -54,15 +54,16 @@ def timer_problem(text: Any, cycle: bool) -> str | None:
     if not isinstance(text, str) or not text.strip():
         return "must be an ISO 8601 cycle such as R3/P1D" if cycle else "must be a duration"
     try:
-        if not cycle:
-            parse_duration(text)
-            return None
-        _rounds, _start, every = TimerEventDefinition.parse_iso_recurring_interval(text)
+        if cycle:
+            _rounds, _start, every = TimerEventDefinition.parse_iso_recurring_interval(text)
+        else:
+            every = TimerEventDefinition.get_timedelta_from_start(parse_duration(text))
     except Exception:  # SpiffWorkflow raises bare Exception, ValueError and AttributeError
         example = "R3/P1D" if cycle else "P1D"
         return f"is not an ISO 8601 {'cycle' if cycle else 'duration'} such as {example}"
     if every.total_seconds() <= 0:
-        return "must wait some time between its rounds"
+        # A zero wait would fire on every scheduler tick, for as long as the loop lasts.
+        return "must wait some time between its rounds" if cycle else "must be longer than zero"
     return None
 
 

@@ -30,11 +30,12 @@ from domain.fields import cents_at, date_at, decimal_at, optional_text_at
 from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
-from engine.decisions import record_decision
+from engine.decisions import record_decision, store_decision
 from engine.handlers.postings import announce, post_entry
 from rules.credit import CreditInput, CreditRelease, OpenItem, OpenOrder, credit_facts
 from rules.credit import release_still_valid as credit_release_valid
 from rules.escalation import DUNNING_KEY, ESCALATION_KEY, decide_dunning
+from rules.model import OUTCOMES
 from rules.shipment import (
     CustomerStanding,
     LotRecord,
@@ -555,6 +556,7 @@ class O2C:
         by_no = {int(line["line_no"]): line for line in order.lines}
         as_of = call.now.date()
         problems: list[str] = []
+        checked: list[tuple[int, str]] = []  # (decision id, outcome) per shipped unit
         # A recorded shelf-life override covers the line's units too (the same hold).
         overridden = {
             r.line_no for r in sales.releases(call.session, order.order_no, "shelf_life_override")
@@ -583,9 +585,10 @@ class O2C:
                 )
                 decision = self.rules.evaluate("shipment", facts, as_of)
                 record = decision.to_record()
-                # In the history too, as every other decision of the order is: a held UDI is
-                # otherwise visible only under the instance's decisions.
-                record_decision(call.execution, call.element_id, record)
+                row = store_decision(
+                    call.session, record, call.instance_id, call.element_id, call.now
+                )
+                checked.append((row.id, row.outcome))
                 reasons = [
                     f["reason"]
                     for f in record["fired"]
@@ -595,6 +598,17 @@ class O2C:
                 if reasons:
                     problems.append(f"line {line_no} UDI {udi}: {'; '.join(reasons)}")
         call.session.flush()
+        if checked:
+            # In the history too, as every other decision of the order is (a held UDI was
+            # visible only under the instance's decisions), but once for the whole check, not
+            # once per shipped unit: the worst outcome and every decision behind it.
+            call.execution.record(
+                "decision",
+                call.element_id,
+                ruleset="shipment",
+                outcome=max((o for _, o in checked), key=OUTCOMES.index),
+                decision_ids=[i for i, _ in checked],
+            )
         if problems:
             order.status = "shipment_hold"
             return {"udi_route": "hold", "udi_hold": problems}

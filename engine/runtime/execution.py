@@ -211,8 +211,10 @@ class Execution:
                 current["data"] = deepcopy(task.data)
                 current["internal"] = deepcopy(task.internal_data)
                 current["savepoint"] = self.uow.session.begin_nested()
-                # Queued rows are not in the savepoint yet: undoing the step drops its own.
+                # Queued rows are not in the savepoint yet: undoing the step drops its own,
+                # and its history events (a `decision` event naming a row rolled back).
                 current["outbox"] = len(self.outbox)
+                current["events"] = len(self.events)
 
         def did_complete(task: Any) -> None:
             savepoint = current.get("savepoint")
@@ -229,7 +231,11 @@ class Execution:
                     self.workflow.do_engine_steps(will_complete, did_complete)
                     return None
                 except _BusinessErrorRouted:
+                    # The step's writes and events go, but not the routing just recorded.
+                    routed = self.events[-1]
                     self._undo_savepoint(current)
+                    if routed not in self.events:
+                        self.events.append(routed)
                     continue
                 except Exception as exc:
                     refused = self._refusal(exc)
@@ -285,6 +291,8 @@ class Execution:
             savepoint.rollback()
         if "outbox" in current:
             del self.outbox[current.pop("outbox") :]
+        if "events" in current:
+            del self.events[current.pop("events") :]
 
     def _stop_before(self, current: dict[str, Any], exc: Exception) -> Incident:
         self._undo_savepoint(current)

@@ -257,6 +257,9 @@ def claim(rt: Runtime, task_id: str, actor: Actor) -> HumanTask:
         row.assignee = row.claimed_by = actor.user
         row.claimed_at = now
         row.state = "claimed"
+        # A delegation ends with the takeover: segregation of duties would otherwise judge the
+        # admin as acting for whoever had delegated it.
+        row.delegated_to = row.delegated_by = row.delegation_id = None
         sync_offer(uow.session, row)
         taken = {"taken_from": taken_from} if taken_from is not None else {}
         history(uow.session, row, "task_claimed", actor.user, now, **taken)

@@ -254,6 +254,7 @@ def test_udi_check_digit_error_is_held_until_corrected_data_arrives(api: O2CApi)
         if e["type"] == "decision" and e["element_id"] == "udi_check"
     ]
     assert held_by["ruleset"] == "shipment" and held_by["outcome"] == "hold"
+    assert len(held_by["decision_ids"]) == 1  # one per shipped unit, in one history event
     _ship_ok(api, "SO-9", qty=1)
     assert "payment_received" in _waits(api, started["id"])
     outcomes = [
@@ -261,6 +262,42 @@ def test_udi_check_digit_error_is_held_until_corrected_data_arrives(api: O2CApi)
     ]
     assert "hold" in outcomes
     assert_balanced(api, "SO-9")
+
+
+def test_a_step_that_fails_halfway_leaves_no_history_of_decisions_it_rolled_back(
+    api: O2CApi, monkeypatch
+) -> None:
+    from engine.store.tables import DecisionRecord
+
+    api.customer("C9")
+    api.lot("L1")
+    started = api.start("SO-9", "C9", [line(qty=2)])
+    o2c = api.container.runtime.services.handler("shipment.udi_check").__self__
+    real = o2c.rules.evaluate
+    calls = []
+
+    def fails_on_the_second_unit(key, facts, as_of):
+        if key == "shipment":
+            calls.append(key)
+            if len(calls) % 2 == 0:  # the second unit, in the first run and in the guarded one
+                raise RuntimeError("rules service unavailable")
+        return real(key, facts, as_of)
+
+    monkeypatch.setattr(o2c.rules, "evaluate", fails_on_the_second_unit)
+    api.ship("SO-9", [{"line_no": 1, "qty": 2, "udis": [udi("L1", 1), udi("L1", 2)]}])
+
+    body = api.instance(started["id"])
+    assert body["status"] == "incident"
+    named = [
+        i
+        for e in body["history"]
+        if e["type"] == "decision" and e["element_id"] == "udi_check"
+        for i in e["details"]["decision_ids"]
+    ]
+    # The first unit's decision went with the failed step; no history event may name it.
+    with api.container.runtime.uow(write=False) as uow:
+        assert [i for i in named if uow.session.get(DecisionRecord, i) is None] == []
+    assert named == []
 
 
 @pytest.mark.parametrize("udis", [None, []])

@@ -379,6 +379,39 @@ def _receipt(receipt_no: str, *lots: tuple[int, str, int, date]) -> dict:
     return {"receipt_no": receipt_no, "lines": lines}
 
 
+def test_a_receipt_step_that_fails_halfway_leaves_no_history_of_decisions_it_rolled_back(
+    api, monkeypatch
+):
+    from engine.store.tables import DecisionRecord
+    from rules.service import RulesService
+
+    small_requisition(api, "PR-4012")
+    real = RulesService.evaluate
+    receipts = []
+
+    def fails_on_the_second_lot(self, key, *args, **kwargs):
+        if key == "goods_receipt":
+            receipts.append(key)
+            if len(receipts) % 2 == 0:  # the second lot, in the first run and the guarded one
+                raise RuntimeError("rules service unavailable")
+        return real(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(RulesService, "evaluate", fails_on_the_second_lot)
+    api.receive("GR-1", (1, "L1", 50, LONG_DATED), (1, "L2", 50, LONG_DATED))
+
+    instance = api.instance()
+    assert instance["status"] == "incident"
+    named = [
+        e["details"]["decision_id"]
+        for e in instance["history"]
+        if e["type"] == "decision" and e["element_id"] == "check_receipt"
+    ]
+    # The first lot's decision went with the failed step; no history event may name it.
+    assert named == []
+    with api.container.runtime.uow(write=False) as uow:
+        assert uow.session.query(DecisionRecord).filter_by(ruleset_key="goods_receipt").count() == 0
+
+
 def test_inspection_fail_returns_the_lot_to_the_vendor(api):
     from domain.inventory import get_lot
 
@@ -665,6 +698,11 @@ def test_segregation_of_duties_still_applies_to_a_delegate(api):
     assert "po.issued" not in api.event_types()
     assert api.journal() == []
 
+    # An admin who takes the task over acts for nobody: the delegation ended with it.
+    api.ok("POST", f"/tasks/{task['id']}/claim", who="admin")
+    assert api.complete("approve_requisition", "admin", decision="approve").status_code == 200
+    assert "po.issued" in api.event_types()
+
 
 def test_same_amount_within_days_is_reviewed_and_cleared_by_the_ap_manager(api):
     small_requisition(api, "PR-6003")
@@ -753,6 +791,7 @@ def _start_refused(api: P2PApi, req_no: str, **requisition) -> list[dict]:
         ("approval_escalation_cycle", 3, "must be an ISO 8601 cycle such as R3/P1D"),
         ("payment_recheck_after", "P99999Y", "is not an ISO 8601 duration such as P1D"),
         ("payment_recheck_after", "", "must be a duration"),
+        ("payment_recheck_after", "PT0S", "must be longer than zero"),
     ],
 )
 def test_a_timer_cadence_given_at_start_that_no_timer_can_read_is_refused_naming_it(
