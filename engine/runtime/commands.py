@@ -235,10 +235,9 @@ def _inflate_ahead(rt: Runtime, find: Callable[[UnitOfWork], str | None]) -> _Ah
             return _Ahead()
         try:
             definition = rt.catalog.loaded(uow, row.definition_id)
-            workflow = load_state(row.state, definition.spec, definition.subprocess_specs)
+            workflow = _stored_workflow(row, definition)
         except Exception:  # the load under the lock meets it again and reports it
             return _Ahead()
-    workflow.script_engine = make_script_engine()
     return _Ahead(instance_id, row.lock_version, workflow)
 
 
@@ -271,8 +270,9 @@ def _load(
     )
 
 
-def _stored_workflow(instance: Instance, definition: Any) -> BpmnWorkflow:
-    """The instance as it was last saved, ready to run (scripts in the sandbox)."""
+def _stored_workflow(instance: Any, definition: Any) -> BpmnWorkflow:
+    """The instance (its row, or the row's `state` read ahead) as last saved, ready to run
+    (scripts in the sandbox)."""
     workflow = load_state(instance.state, definition.spec, definition.subprocess_specs)
     workflow.script_engine = make_script_engine()
     return workflow
