@@ -56,17 +56,48 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
         except BaseException:
-            _release(connection)
+            if connection.info.pop("flowgate_writer", False):
+                writer.release()
             raise
 
-    def _release(connection: Any) -> None:
-        if connection.info.pop("flowgate_writer", False):
+    _release_after(engine, writer)
+    return engine
+
+
+def _release_after(engine: Engine, writer: _WriterLock) -> None:
+    """Hand the writer lock on once SQLite's COMMIT or ROLLBACK has run, not before.
+
+    SQLAlchemy's `commit` and `rollback` connection events fire before the DBAPI call. Releasing
+    there let the next writer's BEGIN IMMEDIATE meet a transaction still committing; SQLite's
+    busy handler then slept a millisecond or more before trying again, on every contended
+    hand-over. So the release wraps the dialect's own commit and rollback (each engine has its
+    own dialect); the pool's reset-on-return rolls back through the same path.
+    """
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def _release(dbapi_connection: Any) -> None:
+        try:
+            info = dbapi_connection.info
+        except NotImplementedError:  # the pool's ad-hoc proxy while it connects: never a writer
+            return
+        if info.pop("flowgate_writer", False):
             writer.release()
 
-    event.listen(engine, "commit", _release)
-    event.listen(engine, "rollback", _release)
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            _release(dbapi_connection)
 
-    return engine
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            _release(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 class _WriterLock:
