@@ -292,13 +292,36 @@ def unclaim(rt: Runtime, task_id: str, actor: Actor) -> HumanTask:
             # The model named this person alone; releasing it would offer it to everyone.
             raise Conflict(f"task {task_id} was assigned by the model and has no candidates")
         released = row.assignee
-        row.assignee = row.claimed_by = row.claimed_at = None
+        # A task the model gave one person, taken over by an admin, goes back to that person:
+        # with no candidates, "back to the candidates" would leave it to admins alone.
+        returned_to = None
+        if not (row.candidate_users or row.candidate_groups):
+            returned_to = _model_assignee(uow.session, row)
+        row.assignee, row.claimed_by, row.claimed_at = returned_to, None, None
         row.delegated_to = row.delegated_by = row.delegation_id = None
         row.state = "escalated" if row.escalation_level >= 2 else "created"
         sync_offer(uow.session, row)
-        history(uow.session, row, "task_unclaimed", actor.user, now, released=released)
+        back = {"returned_to": returned_to} if returned_to else {}
+        history(uow.session, row, "task_unclaimed", actor.user, now, released=released, **back)
+        if returned_to:
+            notify(
+                uow.session, row, "task.assigned", now, assigned_by=actor.user, reason="returned"
+            )
         uow.commit()
         return row
+
+
+def _model_assignee(session: Session, row: HumanTask) -> str | None:
+    """Whom the model assigned the task to when it was created (its `task_created` event)."""
+    created = session.scalars(
+        select(InstanceEvent).where(
+            InstanceEvent.instance_id == row.instance_id, InstanceEvent.type == "task_created"
+        )
+    )
+    for event in created:
+        if (event.details or {}).get("task_id") == row.id:
+            return (event.details or {}).get("assignee")
+    return None
 
 
 def delegate(rt: Runtime, task_id: str, to_user: str, actor: Actor) -> HumanTask:

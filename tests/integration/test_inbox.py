@@ -337,6 +337,22 @@ def test_expression_assignee_resolves_from_process_data(inbox):
     assert inbox.call("POST", f"/tasks/{task_id}/complete", "dave", {}).status_code == 200
 
 
+def test_a_model_assigned_task_an_admin_took_over_goes_back_to_its_assignee_on_unclaim(inbox):
+    task_id = inbox.start(process="assigned", requester_manager="dave")
+    assert inbox.call("POST", f"/tasks/{task_id}/claim", "admin").status_code == 200
+    assert inbox.call("GET", "/tasks?scope=mine", "dave").json["items"] == []
+
+    released = inbox.call("POST", f"/tasks/{task_id}/unclaim", "admin")
+
+    assert released.status_code == 200
+    assert (released.json["assignee"], released.json["state"]) == ("dave", "created")
+    mine = inbox.call("GET", "/tasks?scope=mine", "dave").json
+    assert [t["id"] for t in mine["items"]] == [task_id]
+    assigned = [e for e in inbox.outbox(task_id) if e["type"] == "task.assigned"]
+    assert (assigned[-1]["assignee"], assigned[-1]["reason"]) == ("dave", "returned")
+    assert inbox.call("POST", f"/tasks/{task_id}/complete", "dave", {}).status_code == 200
+
+
 def test_assignee_expression_that_fails_offers_the_task_to_admins_only(inbox):
     task_id = inbox.start(process="assigned", unrelated=1)
     task = inbox.call("GET", f"/tasks/{task_id}", "admin").json
