@@ -608,6 +608,30 @@ def fully_invoiced(session: Session, po_no: str) -> bool:
     return all(billed.get(n, 0) >= line.qty for n, line in po_lines(session, po_no).items())
 
 
+# An invoice in one of these is still being matched, approved or paid.
+UNSETTLED_INVOICE = ("duplicate_hold", "posted", "blocked", "released")
+
+
+def close_short_problem(session: Session, po_no: str) -> str | None:
+    """Why the PO cannot be closed short now, or None: an invoice still in progress would be
+    orphaned, and a lot awaiting inspection would stay quarantined with no task to release it."""
+    open_invoice = session.scalar(
+        select(VendorInvoice.invoice_no).where(
+            VendorInvoice.po_no == po_no, VendorInvoice.status.in_(UNSETTLED_INVOICE)
+        )
+    )
+    if open_invoice is not None:
+        return f"invoice {open_invoice} is still in progress"
+    quarantined = session.scalar(
+        select(GoodsReceiptLine.lot).where(
+            GoodsReceiptLine.po_no == po_no, GoodsReceiptLine.status == "quarantined"
+        )
+    )
+    if quarantined is not None:
+        return f"lot {quarantined} awaits incoming inspection"
+    return None
+
+
 def set_payment_block(session: Session, invoice: VendorInvoice, reason: str, at: datetime) -> None:
     session.add(PaymentBlock(invoice_id=invoice.id, reason=reason[:400], set_at=at))
     invoice.status = "blocked"

@@ -39,6 +39,7 @@ ENGINE_EVENTS = frozenset(
         "lot.released",
         "lot.returned",
         "payment.requested",
+        "po.closed",
         "po.issued",
         "requisition.approved",
         "requisition.rejected",

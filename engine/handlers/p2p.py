@@ -49,6 +49,8 @@ CENT = Decimal("0.01")
 RECEIPT_RULESET = "goods_receipt"
 EXCEPTION_RULESET = "invoice_exception"
 APPROVAL_TASK = "approve_requisition"
+# A reason travels in the `po.closed` event and the process variables, as a hold's does.
+MAX_CLOSE_REASON = 400
 
 
 # --- plumbing -------------------------------------------------------------------------------
@@ -121,6 +123,10 @@ def _po_dims(po: p2p.PurchaseOrder, **extra: str | None) -> dict[str, str | None
 # --- requisition and approval chain ---------------------------------------------------------
 
 
+def planned_po_no(requisition: dict[str, Any], req_no: str) -> str:
+    return str(requisition.get("po_no") or f"PO-{req_no}")
+
+
 def receive_requisition(call: ServiceCall) -> dict[str, Any]:
     """Store the requisition and ask the `procurement` ruleset for the approval chain."""
     try:
@@ -158,6 +164,8 @@ def receive_requisition(call: ServiceCall) -> dict[str, Any]:
         raise p2p.ProcurementError(call.element_id, f"model property {missing[0]} is not set")
     return {
         "req_no": requisition.req_no,
+        # Known from here on, so that `po_closed` is correlated by it from the start.
+        "po_no": planned_po_no(call.variables["requisition"], requisition.req_no),
         "requester": requisition.requester,
         "requisition_amount": str(requisition.amount),
         "approval_chain": list(chain),
@@ -283,7 +291,7 @@ def issue_purchase_order(call: ServiceCall) -> dict[str, Any]:
     if min_shelf_life is None:
         _, parameters = rules_of(call.execution).parameters(RECEIPT_RULESET, _as_of(call))
         min_shelf_life = parameters["p_default_min_shelf_life_days"]
-    po_no = str(payload.get("po_no") or f"PO-{requisition.req_no}")
+    po_no = planned_po_no(payload, requisition.req_no)
     po = p2p.issue_purchase_order(
         call.session,
         requisition,
@@ -878,6 +886,40 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
     return {"paid_amount": str(paid), "po_fully_invoiced": fully}
 
 
+def close_purchase_order(call: ServiceCall) -> dict[str, Any]:
+    """The ERP closed the PO short: what is still unbilled will not be billed.
+
+    Without it a PO billed for less than it received would wait for the next invoice forever.
+    The reason is required; the `po.closed` event names each line's unbilled quantity, so
+    finance can clear what stays on GR/IR. Refused (the message with it) while an invoice or
+    an inspection is open, since closing would orphan it.
+    """
+    message = _message(call, "po_closed")
+    reason = str(message.get("reason") or "").strip()
+    if not reason:
+        raise p2p.ProcurementError("po_closed.reason", "is required")
+    if len(reason) > MAX_CLOSE_REASON:
+        message = f"must be at most {MAX_CLOSE_REASON} characters"
+        raise p2p.ProcurementError("po_closed.reason", message)
+    po = call.session.get(p2p.PurchaseOrder, call.variables.get("po_no") or "")
+    if po is None:
+        raise p2p.ProcurementError(
+            "po_closed", "no PO has been issued yet; cancel the requisition's instance instead"
+        )
+    problem = p2p.close_short_problem(call.session, po.po_no)
+    if problem:
+        raise p2p.ProcurementError("po_closed", f"{problem}; close the PO once it is settled")
+    billed = p2p.invoiced_quantities(call.session, po.po_no)
+    unbilled = [
+        {"line_no": n, "qty": line.qty - billed.get(n, 0)}
+        for n, line in p2p.po_lines(call.session, po.po_no).items()
+        if billed.get(n, 0) < line.qty
+    ]
+    po.status = "closed"
+    _emit(call, "po.closed", {"po_no": po.po_no, "reason": reason, "unbilled": unbilled})
+    return {"po_closed": None, "po_close_reason": reason}
+
+
 # --- segregation of duties at task completion -----------------------------------------------
 
 
@@ -944,6 +986,7 @@ def handlers(accounts: AccountMap) -> dict[str, Callable[[ServiceCall], dict[str
         "p2p.payment.schedule": schedule_payment,
         "p2p.payment.release": release_payment,
         "p2p.payment.post": posting(post_payment),
+        "p2p.po.close": close_purchase_order,
     }
 
 

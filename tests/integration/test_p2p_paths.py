@@ -473,6 +473,66 @@ def test_a_po_billed_in_two_invoices_pays_both_and_closes_only_after_the_second(
     ]
 
 
+def test_a_po_billed_short_is_closed_by_the_erp_with_its_unbilled_lines_named(api):
+    small_requisition(api, "PR-5011")  # 100 at 35.00
+    received_and_released(api, 100)
+    api.invoice("INV-S", [(1, 60, "35.00")], tax_amount="273.00", total="2373.00")
+    api.wait_for_payment_date()
+    [first] = api.payloads("payment.requested")
+    api.message("payment_executed", {"invoice_no": "INV-S", "amount": first["amount"]})
+    assert api.instance()["status"] == "running"  # waiting for an invoice for the other 40
+    close = {"name": "po_closed", "correlation_key": api.po_no, "payload": {}}
+    refused = api.call("POST", "/messages", json=close)
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json["errors"]] == ["payload.reason"]
+    assert api.instance()["status"] == "running"
+
+    api.message("po_closed", {"reason": "vendor cannot supply the rest"})
+
+    assert api.instance()["status"] == "completed"
+    assert api.purchase_order()["status"] == "closed"
+    [closed] = api.payloads("po.closed")
+    assert closed["unbilled"] == [{"line_no": 1, "qty": 40}]
+    assert closed["reason"] == "vendor cannot supply the rest"
+    late = {"name": "vendor_invoice", "correlation_key": api.po_no, "payload": {}}
+    assert api.call("POST", "/messages", json=late).status_code == 202  # buffered, never taken
+    assert [kind for kind, _ in api.journal()] == [
+        "goods_receipt",
+        "vendor_invoice",
+        "vendor_payment",
+    ]
+
+
+def test_closing_a_po_is_refused_while_an_invoice_is_open(api):
+    requisition(api, "PR-5012", qty=200)  # 7,000: auto-approved, PO issued
+    close = {"name": "po_closed", "correlation_key": api.po_no}
+    close["payload"] = {"po_no": api.po_no, "reason": "not needed"}
+    received_and_released(api, 200)
+    api.invoice("INV-5012", [(1, 200, "45.00")], tax_amount="1170.00", total="10170.00")
+    assert "invoice.blocked" in api.event_types()
+
+    refused = api.call("POST", "/messages", json=close)
+
+    assert refused.status_code == 422
+    assert "invoice INV-5012 is still in progress" in refused.json["errors"][0]["message"]
+    assert api.instance()["status"] == "running"
+    assert api.purchase_order()["status"] != "closed"
+    assert "po.closed" not in api.event_types()
+    assert any(t["element_id"] == "resolve_exception" for t in api.open_tasks())
+
+
+def test_closing_a_po_is_refused_before_it_is_issued(api):
+    requisition(api, "PR-5013", qty=400)  # 14,000: waits for its approval chain
+    close = {"name": "po_closed", "correlation_key": api.po_no}
+    close["payload"] = {"po_no": api.po_no, "reason": "not needed"}
+
+    refused = api.call("POST", "/messages", json=close)
+
+    assert refused.status_code == 422
+    assert "no PO has been issued yet" in refused.json["errors"][0]["message"]
+    assert [t["element_id"] for t in api.open_tasks()] == ["approve_requisition"]
+
+
 def test_price_variance_blocks_payment_until_the_ap_manager_accepts_it(api):
     requisition(api, "PR-5001", qty=200)  # 7,000 at 35.00
     received_and_released(api, 200)
