@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, select
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.records import DomainBase
@@ -83,8 +83,13 @@ def _check_status(status: str) -> str:
     return status
 
 
+# Read several times by every order (credit, shipment, UDI check, goods issue): built once, so
+# a command neither rebuilds the statement nor recomputes its cache key.
+_LOT = select(Lot).where(Lot.gtin == bindparam("gtin"), Lot.lot == bindparam("lot"))
+
+
 def get_lot(session: Session, gtin: str, lot: str) -> Lot | None:
-    return session.scalar(select(Lot).where(Lot.gtin == normalize_gtin(gtin), Lot.lot == lot))
+    return session.scalar(_LOT, {"gtin": normalize_gtin(gtin), "lot": lot})
 
 
 def require_lot(session: Session, gtin: str, lot: str) -> Lot:

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, String, func, select
+from sqlalchemy import Date, ForeignKey, Index, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
@@ -284,11 +284,18 @@ def record_release(session: Session, order_no: str, kind: str, **values: Any) ->
     return row
 
 
+# The statements an order runs on its straight path, built once (see get_lot in inventory).
+_RELEASES = select(HoldRelease).where(HoldRelease.order_no == bindparam("order_no"))
+_RELEASES_OF_KIND = {
+    False: _RELEASES.order_by(HoldRelease.id),
+    True: _RELEASES.where(HoldRelease.kind == bindparam("kind")).order_by(HoldRelease.id),
+}
+_RECEIVABLE = select(Receivable).where(Receivable.document_no == bindparam("document_no"))
+
+
 def releases(session: Session, order_no: str, kind: str | None = None) -> list[HoldRelease]:
-    stmt = select(HoldRelease).where(HoldRelease.order_no == order_no)
-    if kind is not None:
-        stmt = stmt.where(HoldRelease.kind == kind)
-    return list(session.scalars(stmt.order_by(HoldRelease.id)))
+    params = {"order_no": order_no, "kind": kind} if kind is not None else {"order_no": order_no}
+    return list(session.scalars(_RELEASES_OF_KIND[kind is not None], params))
 
 
 # Receivables and payments ---------------------------------------------------------------
@@ -307,7 +314,7 @@ def add_receivable(
     order_no: str | None = None,
     source: str = "erp",
 ) -> Receivable:
-    existing = session.scalar(select(Receivable).where(Receivable.document_no == document_no))
+    existing = session.scalar(_RECEIVABLE, {"document_no": document_no})
     if existing is not None:
         raise SalesError(f"receivable {document_no} already exists")
     open_amount = amount if open_amount is None else open_amount
@@ -331,10 +338,16 @@ def add_receivable(
 
 
 def get_receivable(session: Session, document_no: str) -> Receivable:
-    row = session.scalar(select(Receivable).where(Receivable.document_no == document_no))
+    row = session.scalar(_RECEIVABLE, {"document_no": document_no})
     if row is None:
         raise SalesError(f"no receivable {document_no}")
     return row
+
+
+_BY_REFERENCE = {
+    model: select(model).where(model.reference == bindparam("reference"))
+    for model in (Payment, WriteOff)
+}
 
 
 def _settle(
@@ -348,7 +361,7 @@ def _settle(
 ) -> tuple[Any, bool]:
     """Take `amount` off an open item as a payment or a write-off; (row, False) when its
     reference is already booked, so an ERP resending the same document changes nothing."""
-    known = session.scalar(select(model).where(model.reference == reference))
+    known = session.scalar(_BY_REFERENCE[model], {"reference": reference})
     if known is not None:
         return known, False
     item = get_receivable(session, document_no)
@@ -438,18 +451,34 @@ class Exposure:
     dunning_level: int = 0
 
 
+# Every credit check reads these three; built once.
+_CUSTOMER_ID, _CURRENCY = bindparam("customer_id"), bindparam("currency")
+_EXPOSURE_ORDERS = select(
+    SalesOrder.order_no, SalesOrder.status, SalesOrder.gross, SalesOrder.requested_ship_date
+).where(
+    SalesOrder.customer_id == _CUSTOMER_ID,
+    SalesOrder.currency == _CURRENCY,
+    SalesOrder.status.in_((*OPEN_ORDER_STATUSES, "shipped")),
+)
+_EXPOSURE_UNPOSTED = select(Invoice.gross).where(
+    Invoice.customer_id == _CUSTOMER_ID, Invoice.currency == _CURRENCY, Invoice.posted.is_(False)
+)
+_EXPOSURE_ITEMS = select(
+    Receivable.open_amount, Receivable.due_date, Receivable.dunning_level
+).where(
+    Receivable.customer_id == _CUSTOMER_ID,
+    Receivable.currency == _CURRENCY,
+    Receivable.status == "open",
+)
+
+
 def open_exposure(
     session: Session, customer_id: str, currency: str, exclude_order: str | None
 ) -> Exposure:
     """The four buckets of DOMAIN §1 for one customer and currency, without `exclude_order`."""
     exposure = Exposure()
-    orders = session.execute(
-        select(
-            SalesOrder.order_no, SalesOrder.status, SalesOrder.gross, SalesOrder.requested_ship_date
-        )
-        .where(SalesOrder.customer_id == customer_id, SalesOrder.currency == currency)
-        .where(SalesOrder.status.in_((*OPEN_ORDER_STATUSES, "shipped")))
-    )
+    party = {"customer_id": customer_id, "currency": currency}
+    orders = session.execute(_EXPOSURE_ORDERS, party)
     for order_no, status, gross, ship_date in orders:
         if order_no == exclude_order:
             continue
@@ -458,21 +487,9 @@ def open_exposure(
         else:
             exposure.open_orders.append((gross, ship_date))
     # Summed in Python: SQLite keeps money as text, and SUM would turn it into a float.
-    unposted = session.scalars(
-        select(Invoice.gross).where(
-            Invoice.customer_id == customer_id,
-            Invoice.currency == currency,
-            Invoice.posted.is_(False),
-        )
-    )
+    unposted = session.scalars(_EXPOSURE_UNPOSTED, party)
     exposure.invoiced_unposted = sum(unposted, ZERO)
-    items = session.execute(
-        select(Receivable.open_amount, Receivable.due_date, Receivable.dunning_level).where(
-            Receivable.customer_id == customer_id,
-            Receivable.currency == currency,
-            Receivable.status == "open",
-        )
-    )
+    items = session.execute(_EXPOSURE_ITEMS, party)
     for open_amount, due, level in items:
         exposure.open_items.append((open_amount, due))
         exposure.dunning_level = max(exposure.dunning_level, level)

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from domain import sales
@@ -55,6 +55,10 @@ APPROVAL_TASK = "approve_credit"
 SECOND_APPROVAL_TASK = "approve_credit_second"
 SHELF_LIFE_RULES = ("shelf_life_below_minimum", "shelf_life_below_agreed_minimum")
 LOT_STATUS_RULES = frozenset({"lot_quarantined", "lot_not_released"})
+# Every invoice marks its order's shipped units: built once, as the domain's hot reads are.
+_SHIPPED_UNITS = select(sales.ShipmentUnit).where(
+    sales.ShipmentUnit.order_no == bindparam("order_no")
+)
 
 
 def gather_credit(
@@ -712,9 +716,7 @@ class O2C:
             order_no=order.order_no,
             source="flowgate",
         )
-        for unit in call.session.scalars(
-            select(sales.ShipmentUnit).where(sales.ShipmentUnit.order_no == order.order_no)
-        ):
+        for unit in call.session.scalars(_SHIPPED_UNITS, {"order_no": order.order_no}):
             unit.invoice_no = invoice_no
         order.status = "invoiced"
         call.emit(
