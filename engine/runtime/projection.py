@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid5
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
@@ -131,11 +133,11 @@ def stored_kinds(workflow: Any) -> frozenset[str]:
     if _ready_user_tasks(workflow):
         kinds.add("tasks")
     for task in _waiting_events(workflow):
-        definition = task.task_spec.event_definition
-        if isinstance(definition, TimerEventDefinition):
-            kinds.add("timers")
-        elif isinstance(definition, MessageEventDefinition):
-            kinds.add("subscriptions")
+        for _, definition in _catches(task):
+            if isinstance(definition, TimerEventDefinition):
+                kinds.add("timers")
+            elif isinstance(definition, MessageEventDefinition):
+                kinds.add("subscriptions")
     if event_subprocess_starts(workflow):
         kinds.add("subscriptions")
     return frozenset(kinds)
@@ -206,23 +208,43 @@ def _waiting_events(workflow: Any) -> list[Any]:
     return [t for t in workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
 
 
-def _timer_due(task: Any) -> datetime | None:
+def _timer_due(task: Any, definition: Any) -> datetime | None:
     value = task.internal_data.get("event_value")
-    if isinstance(task.task_spec.event_definition, CycleTimerEventDefinition):
+    if isinstance(definition, CycleTimerEventDefinition):
         value = value.get("next") if isinstance(value, dict) else None
     if not value:
         return None
     return TimerEventDefinition.get_datetime(value)
 
 
+def _catches(task: Any) -> list[tuple[str, Any]]:
+    """(element id, event definition) of what a waiting task listens for.
+
+    An event-based gateway waits as one task: SpiffWorkflow moves the events of the catch
+    events after it onto the gateway (a MultipleEventDefinition, in the order of its outgoing
+    flows), so each is listed under its own catch event's id.
+    """
+    spec = task.task_spec
+    definition = spec.event_definition
+    if isinstance(definition, MultipleEventDefinition) and len(spec.outputs) == len(
+        definition.event_definitions
+    ):
+        return [
+            (output.bpmn_id or output.name, event)
+            for output, event in zip(spec.outputs, definition.event_definitions, strict=True)
+        ]
+    return [(spec.bpmn_id or spec.name, definition)]
+
+
 def _sync_timers(ex: Execution, waiting: list[Any]) -> list[Timer]:
     session = ex.uow.session
     wanted: dict[str, tuple[str, datetime]] = {}
     for task in waiting:
-        if isinstance(task.task_spec.event_definition, TimerEventDefinition):
-            due = _timer_due(task)
-            if due is not None:
-                wanted[str(task.id)] = (task.task_spec.bpmn_id or task.task_spec.name, due)
+        for element_id, definition in _catches(task):
+            if isinstance(definition, TimerEventDefinition):
+                due = _timer_due(task, definition)
+                if due is not None:
+                    wanted[str(task.id)] = (element_id, due)
     stored = {row.task_id: row for row in _stored(ex, _TIMERS, "timers")}
     kept = []
     for task_id, row in stored.items():
@@ -242,12 +264,8 @@ def _sync_timers(ex: Execution, waiting: list[Any]) -> list[Timer]:
     return kept
 
 
-def correlation_key(ex: Execution, task: Any) -> str | None:
-    """The business key, unless the catching event names another (`correlation_key` property)."""
-    return _correlation_key(ex, task.task_spec.bpmn_id, task.data)
-
-
 def _correlation_key(ex: Execution, element_id: str, data: dict[str, Any]) -> str | None:
+    """The business key, unless the catching event names another (`correlation_key` property)."""
     expression = ex.elements.get(element_id, {}).get("properties", {}).get("correlation_key")
     if expression:
         value = evaluate_expression(expression_body(expression) or expression, data)
@@ -285,13 +303,16 @@ def _sync_subscriptions(
     session = ex.uow.session
     wanted: dict[str, tuple[str, str, str | None]] = {}
     for task in waiting:
-        definition = task.task_spec.event_definition
-        if isinstance(definition, MessageEventDefinition):
-            wanted[str(task.id)] = (
-                task.task_spec.bpmn_id or task.task_spec.name,
-                definition.name,
-                correlation_key(ex, task),
-            )
+        catches = _catches(task)
+        for element_id, definition in catches:
+            if isinstance(definition, MessageEventDefinition):
+                # One row per message; behind an event-based gateway each needs its own id.
+                key = str(task.id) if len(catches) == 1 else str(uuid5(task.id, element_id))
+                wanted[key] = (
+                    element_id,
+                    definition.name,
+                    _correlation_key(ex, element_id, task.data),
+                )
     for element_id, name in event_subprocess_starts(ex.workflow):
         # Listening for as long as the instance runs; the id is stable across commands.
         wanted[f"{EVENT_SUBPROCESS_PREFIX}{element_id}"] = (
