@@ -96,6 +96,17 @@ def _cents(amount: Decimal) -> Decimal:
 _BY_SOURCE_KEY = select(JournalEntry).where(JournalEntry.source_key == bindparam("source_key"))
 
 
+def _posted(session: Session, source_key: str) -> JournalEntry | None:
+    """The entry already posted under `source_key`, if any.
+
+    Entries are written at once (flushed or inserted), never left pending, so the lookup needs
+    no autoflush: the command's other pending rows go out with its next flush instead of in one
+    of their own here.
+    """
+    with session.no_autoflush:
+        return session.scalar(_BY_SOURCE_KEY, {"source_key": source_key})
+
+
 def post(
     session: Session,
     accounts: AccountMap,
@@ -114,7 +125,7 @@ def post(
     figures, so what the finance system receives balances exactly. `write` (see RowWriter)
     stores the entry and its lines; by default they are added and flushed.
     """
-    existing = session.scalar(_BY_SOURCE_KEY, {"source_key": source_key})
+    existing = _posted(session, source_key)
     if existing is not None:
         return existing
     rows: list[JournalLine] = []
@@ -177,7 +188,7 @@ def reverse(session: Session, entry: JournalEntry, reason: str) -> JournalEntry:
     if entry.reverses_id is not None:
         raise ValueError(f"journal entry {entry.id} is itself a reversal")
     source_key = f"reversal:{entry.source_key}"
-    existing = session.scalar(_BY_SOURCE_KEY, {"source_key": source_key})
+    existing = _posted(session, source_key)
     if existing is not None:
         return existing
     mirror = JournalEntry(

@@ -73,7 +73,9 @@ def dump_state(workflow: BpmnWorkflow) -> bytes:
     dct["format"] = FORMAT
     dct[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION
     text = json.dumps(dct, separators=(",", ":"), cls=SERIALIZER._encoder_cls)
-    return zlib.compress(text.encode(), 6)
+    # Level 3, not zlib's default 6: half the time (85 against 163 µs for an O2C state), under
+    # SQLite's write lock, for blobs about 9 % larger (3.8 against 3.5 KB).
+    return zlib.compress(text.encode(), 3)
 
 
 def load_state(blob: bytes, spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:
