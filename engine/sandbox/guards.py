@@ -136,9 +136,11 @@ class Runtime:
         now = time.monotonic()
         self.deadline = now + limits.max_seconds
         self.next_memory_check = now + _MEMORY_CHECK_INTERVAL
-        self.memory_baseline = (
-            _resident_bytes() if limits.max_memory_growth_bytes is not None else None
-        )
+        # Read at the first tick, not here: most evaluations (a gateway condition, a key
+        # expression) never loop or call, and reading /proc for each cost three system calls
+        # under the write lock. Nothing can grow memory much before its first tick.
+        self.memory_baseline: int | None = None
+        self._baseline_due = limits.max_memory_growth_bytes is not None
 
     @staticmethod
     def helper_names() -> frozenset[str]:
@@ -192,6 +194,9 @@ class Runtime:
 
     def tick(self) -> bool:
         self.steps += 1
+        if self._baseline_due:
+            self._baseline_due = False
+            self.memory_baseline = _resident_bytes()
         if self.steps > self.limits.max_steps:
             raise SandboxViolation(
                 f"step limit exceeded: more than {self.limits.max_steps:,} loop iterations or calls"
