@@ -890,9 +890,9 @@ def close_purchase_order(call: ServiceCall) -> dict[str, Any]:
     """The ERP closed the PO short: what is still unbilled will not be billed.
 
     Without it a PO billed for less than it received would wait for the next invoice forever.
-    The reason is required; the `po.closed` event names each line's unbilled quantity, so
-    finance can clear what stays on GR/IR. Refused (the message with it) while an invoice or
-    an inspection is open, since closing would orphan it.
+    The reason is required; the `po.closed` event gives each line's ordered, received and
+    billed quantities, so finance can clear what stays on GR/IR. Refused (the message with
+    it) while an invoice or an inspection is open, since closing would orphan it.
     """
     message = _message(call, "po_closed")
     reason = str(message.get("reason") or "").strip()
@@ -910,13 +910,20 @@ def close_purchase_order(call: ServiceCall) -> dict[str, Any]:
     if problem:
         raise p2p.ProcurementError("po_closed", f"{problem}; close the PO once it is settled")
     billed = p2p.invoiced_quantities(call.session, po.po_no)
-    unbilled = [
-        {"line_no": n, "qty": line.qty - billed.get(n, 0)}
+    received = p2p.received_quantities(call.session, po.po_no)
+    # Every line as it stands: received but unbilled is what stays on GR/IR for finance;
+    # ordered but unreceived is what the vendor will not deliver.
+    lines = [
+        {
+            "line_no": n,
+            "ordered": line.qty,
+            "received": received.get(n, 0),
+            "billed": billed.get(n, 0),
+        }
         for n, line in p2p.po_lines(call.session, po.po_no).items()
-        if billed.get(n, 0) < line.qty
     ]
     po.status = "closed"
-    _emit(call, "po.closed", {"po_no": po.po_no, "reason": reason, "unbilled": unbilled})
+    _emit(call, "po.closed", {"po_no": po.po_no, "reason": reason, "lines": lines})
     return {"po_closed": None, "po_close_reason": reason}
 
 

@@ -492,7 +492,7 @@ def test_a_po_billed_short_is_closed_by_the_erp_with_its_unbilled_lines_named(ap
     assert api.instance()["status"] == "completed"
     assert api.purchase_order()["status"] == "closed"
     [closed] = api.payloads("po.closed")
-    assert closed["unbilled"] == [{"line_no": 1, "qty": 40}]
+    assert closed["lines"] == [{"line_no": 1, "ordered": 100, "received": 100, "billed": 60}]
     assert closed["reason"] == "vendor cannot supply the rest"
     late = {"name": "vendor_invoice", "correlation_key": api.po_no, "payload": {}}
     assert api.call("POST", "/messages", json=late).status_code == 202  # buffered, never taken
