@@ -899,8 +899,8 @@ def close_purchase_order(call: ServiceCall) -> dict[str, Any]:
     if not reason:
         raise p2p.ProcurementError("po_closed.reason", "is required")
     if len(reason) > MAX_CLOSE_REASON:
-        message = f"must be at most {MAX_CLOSE_REASON} characters"
-        raise p2p.ProcurementError("po_closed.reason", message)
+        too_long = f"must be at most {MAX_CLOSE_REASON} characters"
+        raise p2p.ProcurementError("po_closed.reason", too_long)
     po = call.session.get(p2p.PurchaseOrder, call.variables.get("po_no") or "")
     if po is None:
         raise p2p.ProcurementError(

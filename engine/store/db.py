@@ -56,12 +56,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
         except BaseException:
-            if connection.info.pop("flowgate_writer", False):
-                writer.release()
+            _release_writer(connection, writer)
             raise
 
     _release_after(engine, writer)
     return engine
+
+
+def _release_writer(connection: Any, writer: _WriterLock) -> None:
+    """Release `writer` if `connection` (a Connection or the pool's proxy) holds it."""
+    try:
+        info = connection.info
+    except NotImplementedError:  # the pool's ad-hoc proxy while it connects: never a writer
+        return
+    if info.pop("flowgate_writer", False):
+        writer.release()
 
 
 def _release_after(engine: Engine, writer: _WriterLock) -> None:
@@ -76,25 +85,17 @@ def _release_after(engine: Engine, writer: _WriterLock) -> None:
     dialect = engine.dialect
     commit, rollback = dialect.do_commit, dialect.do_rollback
 
-    def _release(dbapi_connection: Any) -> None:
-        try:
-            info = dbapi_connection.info
-        except NotImplementedError:  # the pool's ad-hoc proxy while it connects: never a writer
-            return
-        if info.pop("flowgate_writer", False):
-            writer.release()
-
     def do_commit(dbapi_connection: Any) -> None:
         try:
             commit(dbapi_connection)
         finally:
-            _release(dbapi_connection)
+            _release_writer(dbapi_connection, writer)
 
     def do_rollback(dbapi_connection: Any) -> None:
         try:
             rollback(dbapi_connection)
         finally:
-            _release(dbapi_connection)
+            _release_writer(dbapi_connection, writer)
 
     dialect.do_commit = do_commit  # type: ignore[method-assign]
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]
