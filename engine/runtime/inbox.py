@@ -318,10 +318,8 @@ def _model_assignee(session: Session, row: HumanTask) -> str | None:
             InstanceEvent.instance_id == row.instance_id, InstanceEvent.type == "task_created"
         )
     )
-    for event in created:
-        if (event.details or {}).get("task_id") == row.id:
-            return (event.details or {}).get("assignee")
-    return None
+    details = (event.details or {} for event in created)
+    return next((d.get("assignee") for d in details if d.get("task_id") == row.id), None)
 
 
 def delegate(rt: Runtime, task_id: str, to_user: str, actor: Actor) -> HumanTask:
