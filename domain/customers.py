@@ -11,10 +11,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, String, UniqueConstraint, select
+from sqlalchemy import Date, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from domain.records import DomainBase
+from domain.records import DomainBase, for_update, locks_rows
 from domain.types import BigId, utcnow
 
 ZERO = Decimal("0.00")
@@ -42,8 +42,16 @@ class Customer(DomainBase):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def get_customer(session: Session, customer_id: str) -> Customer:
-    row = session.get(Customer, customer_id)
+_CUSTOMER_LOCKED = for_update(select(Customer).where(Customer.id == bindparam("customer_id")))
+
+
+def get_customer(session: Session, customer_id: str, lock: bool = False) -> Customer:
+    """The customer; with `lock`, held until the command commits, so that one credit check of
+    the customer runs at a time (see `domain.records.for_update`)."""
+    if lock and locks_rows(session):
+        row = session.scalar(_CUSTOMER_LOCKED, {"customer_id": customer_id})
+    else:
+        row = session.get(Customer, customer_id)
     if row is None:
         raise CustomerNotFound(f"customer {customer_id} is not known; sync it first")
     return row

@@ -99,10 +99,12 @@ def optional_text_at(payload: dict[str, Any], name: str, field: str, limit: int)
 
 
 def gtin_at(value: str, field: str) -> str:
+    """The GTIN as stored: 14 digits, left-padded (DOMAIN §3), so that a GTIN-13 on an order
+    and the GTIN-14 of its UDI and lot master name one product in every record and query."""
     # Caught where the document arrives, not at the shipment or receipt check (an incident).
     if not is_valid_gtin(value):
         raise InvalidInput(field, "must be a GTIN-8, 12, 13 or 14 with its check digit")
-    return value
+    return value.zfill(14)
 
 
 def tax_rate_at(value: Any, field: str) -> Decimal:

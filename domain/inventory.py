@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from domain.records import DomainBase
+from domain.records import DomainBase, for_update
 from domain.types import BigId, utcnow
 
 LOT_STATUSES = ("released", "quarantined", "recalled", "expired", "returned")
@@ -86,14 +86,18 @@ def _check_status(status: str) -> str:
 # Read several times by every order (credit, shipment, UDI check, goods issue): built once, so
 # a command neither rebuilds the statement nor recomputes its cache key.
 _LOT = select(Lot).where(Lot.gtin == bindparam("gtin"), Lot.lot == bindparam("lot"))
+_LOT_LOCKED = for_update(_LOT)
 
 
 def get_lot(session: Session, gtin: str, lot: str) -> Lot | None:
     return session.scalar(_LOT, {"gtin": normalize_gtin(gtin), "lot": lot})
 
 
-def require_lot(session: Session, gtin: str, lot: str) -> Lot:
-    found = get_lot(session, gtin, lot)
+def require_lot(session: Session, gtin: str, lot: str, lock: bool = False) -> Lot:
+    """The lot; with `lock`, held until the command commits (see `domain.records.for_update`)."""
+    found = session.scalar(
+        _LOT_LOCKED if lock else _LOT, {"gtin": normalize_gtin(gtin), "lot": lot}
+    )
     if found is None:
         raise LotNotFound(f"lot {lot} of GTIN {gtin} is not in the lot master")
     return found
@@ -199,7 +203,8 @@ def set_status(
 
 def issue_lot(session: Session, gtin: str, lot: str, qty: int) -> Lot:
     """Goods issue. Stock may go negative (the ERP is the stock master); the cost is what counts."""
-    row = require_lot(session, gtin, lot)
+    # Locked: two orders shipping from one lot at once must both come off its stock.
+    row = require_lot(session, gtin, lot, lock=True)
     row.qty_on_hand -= qty
     session.flush()
     return row

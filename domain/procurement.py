@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     or_,
     select,
@@ -35,7 +36,7 @@ from domain.fields import (
     positive_int_at,
     tax_rate_at,
 )
-from domain.records import DomainBase
+from domain.records import DomainBase, for_update, locks_rows
 from domain.types import BigId, utcnow
 
 ZERO = Decimal("0.00")
@@ -293,7 +294,7 @@ def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list
             raise ProcurementError(f"{where}.unit_price", "must not be negative")
         gtin = optional_text_at(item, "gtin", f"{where}.gtin", 14)
         if gtin is not None:
-            gtin_at(gtin, f"{where}.gtin")
+            gtin = gtin_at(gtin, f"{where}.gtin")
         lines.append(
             RequisitionLine(
                 line_no=positive_int_at(item.get("line_no"), f"{where}.line_no"),
@@ -507,10 +508,19 @@ def receipt_line(session: Session, receipt_line_id: int) -> GoodsReceiptLine:
 # --- vendor invoices ------------------------------------------------------------------------
 
 
+_SUPPLIER_LOCKED = for_update(select(Supplier.id).where(Supplier.id == bindparam("supplier_id")))
+
+
 def prior_invoices(session: Session, invoice: VendorInvoice) -> list[VendorInvoice]:
     """The supplier's other invoices that could make `invoice` a duplicate (DOMAIN §4): the
     same normalised number, or the same currency and gross amount, at any date. No fiscal-year
-    filter; the day window for equal amounts is the ruleset's to judge."""
+    filter; the day window for equal amounts is the ruleset's to judge.
+
+    The supplier is locked first, until the command commits: two copies of one invoice sent
+    at once, each to its own PO, would otherwise each find no earlier copy and both be paid.
+    """
+    if locks_rows(session):
+        session.execute(_SUPPLIER_LOCKED, {"supplier_id": invoice.supplier_id})
     return list(
         session.scalars(
             select(VendorInvoice).where(

@@ -31,7 +31,7 @@ from domain.fields import (
     tax_rate_at,
     text_at,
 )
-from domain.records import DomainBase
+from domain.records import DomainBase, for_update
 from domain.types import BigId, utcnow
 
 ZERO = Decimal("0.00")
@@ -264,7 +264,9 @@ def save_order(session: Session, order: dict[str, Any], instance_id: str | None)
     row.requested_ship_date = date.fromisoformat(
         order.get("requested_ship_date") or order["order_date"]
     )
-    row.lines = order["lines"]
+    # GTINs as stored everywhere (DOMAIN §3): the journal's dimensions and the recall query
+    # read them from these lines.
+    row.lines = [{**line, "gtin": str(line["gtin"]).zfill(14)} for line in order["lines"]]
     row.net, row.tax, row.gross = net, tax, gross
     session.flush()
     return row
@@ -291,6 +293,7 @@ _RELEASES_OF_KIND = {
     True: _RELEASES.where(HoldRelease.kind == bindparam("kind")).order_by(HoldRelease.id),
 }
 _RECEIVABLE = select(Receivable).where(Receivable.document_no == bindparam("document_no"))
+_RECEIVABLE_LOCKED = for_update(_RECEIVABLE)
 
 
 def releases(session: Session, order_no: str, kind: str | None = None) -> list[HoldRelease]:
@@ -337,8 +340,10 @@ def add_receivable(
     return row
 
 
-def get_receivable(session: Session, document_no: str) -> Receivable:
-    row = session.scalar(_RECEIVABLE, {"document_no": document_no})
+def get_receivable(session: Session, document_no: str, lock: bool = False) -> Receivable:
+    """The open item; with `lock`, held until the command commits, for whoever checks its open
+    amount and then settles it (see `domain.records.for_update`)."""
+    row = session.scalar(_RECEIVABLE_LOCKED if lock else _RECEIVABLE, {"document_no": document_no})
     if row is None:
         raise SalesError(f"no receivable {document_no}")
     return row
@@ -361,10 +366,12 @@ def _settle(
 ) -> tuple[Any, bool]:
     """Take `amount` off an open item as a payment or a write-off; (row, False) when its
     reference is already booked, so an ERP resending the same document changes nothing."""
+    # Locked before anything is read: two settlements at once must not both take the same
+    # open amount, nor both book one reference.
+    item = get_receivable(session, document_no, lock=True)
     known = session.scalar(_BY_REFERENCE[model], {"reference": reference})
     if known is not None:
         return known, False
-    item = get_receivable(session, document_no)
     what = "payment" if model is Payment else "write-off"
     if amount <= 0:
         raise SalesError(f"a {what} amount must be positive")
@@ -470,6 +477,19 @@ _EXPOSURE_ITEMS = select(
     Receivable.currency == _CURRENCY,
     Receivable.status == "open",
 )
+
+
+_HIGHEST_DUNNING = select(func.max(Receivable.dunning_level)).where(
+    Receivable.customer_id == _CUSTOMER_ID,
+    Receivable.currency == _CURRENCY,
+    Receivable.status == "open",
+)
+
+
+def highest_dunning_level(session: Session, customer_id: str, currency: str) -> int:
+    """The highest dunning level of the customer's open items in `currency`; 0 for none."""
+    level = session.scalar(_HIGHEST_DUNNING, {"customer_id": customer_id, "currency": currency})
+    return int(level or 0)
 
 
 def open_exposure(

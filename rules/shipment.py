@@ -197,7 +197,9 @@ def _udi_facts(line: ShipmentLine, udi: str | None, as_of: date) -> dict[str, An
     if udi is None:
         return facts
     try:
-        parsed = parse_udi(udi, reference_date=as_of)
+        # Strict: a day-00 expiry is unreadable for regulated healthcare after the cut-over
+        # (DOMAIN §3), a hold until the ERP sends the date, not a warning nobody reads.
+        parsed = parse_udi(udi, reference_date=as_of, strict=True)
     except CheckDigitError as error:
         return {**facts, "udi_check_digit_wrong": True, "udi_error": str(error)}
     except UdiError as error:

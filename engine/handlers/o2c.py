@@ -101,12 +101,12 @@ def lot_record(lot: Lot) -> LotRecord:
     )
 
 
-def _standing(customer: Customer) -> CustomerStanding:
+def _standing(customer: Customer, account_on_hold: bool = False) -> CustomerStanding:
     return CustomerStanding(
         customer_id=customer.id,
         blocked=customer.blocked,
-        # Shipping is reached only through a credit release, so no credit hold is open here.
-        credit_hold_open=False,
+        # The order itself passed credit to get here; the account may be on hold since.
+        credit_hold_open=account_on_hold,
         licence_expiry=customer.license_expires_on,
         min_shelf_life_days=customer.min_shelf_life_days,
     )
@@ -211,7 +211,9 @@ class O2C:
 
     def credit_gather(self, call: ServiceCall) -> dict[str, Any]:
         order = sales.get_order(call.session, call.variables["order_no"])
-        customer = get_customer(call.session, order.customer_id)
+        # Locked until this command commits: another order of the customer checked at the same
+        # time would not see this one's exposure, and both could be released over the limit.
+        customer = get_customer(call.session, order.customer_id, lock=True)
         facts = gather_credit(
             call.session, self.rules, customer, order.gross, call.now.date(), order.order_no
         )
@@ -401,11 +403,19 @@ class O2C:
         line, lot, customer, ship_date = self._line(call.session, order, index, call.now.date())
         facts = shipment_facts(
             ShipmentLine(order.order_no, int(line["line_no"]), line["gtin"], lot_record(lot)),
-            _standing(customer),
+            _standing(customer, self._account_on_hold(call.session, customer, call.now.date())),
             ship_date=ship_date,
             as_of=call.now.date(),
         )
         return {"shipment_facts": facts}
+
+    def _account_on_hold(self, session: Session, customer: Customer, as_of: date) -> bool:
+        """DOMAIN §1: from the hold level of dunning (3, "final notice, account on hold") the
+        account is on credit hold, and DOMAIN §2 holds shipping for the credit manager. The
+        order's own release may be days old by now (a QA hold, a prepayment)."""
+        _, parameters = self.rules.parameters("credit", as_of)
+        level = sales.highest_dunning_level(session, customer.id, customer.currency)
+        return level >= int(parameters["p_hold_dunning_level"])
 
     def shipment_collect(self, call: ServiceCall) -> dict[str, Any]:
         """Keep line `line_index`'s decision; after the last line, route the worst hold."""
@@ -755,7 +765,7 @@ class O2C:
             f"is not the invoice of order {order_no} ({invoice_no})",
         )
         amount = cents_at(message.get("amount"), "payment_received.amount")
-        item = sales.get_receivable(call.session, invoice_no)
+        item = sales.get_receivable(call.session, invoice_no, lock=True)
         if amount > item.open_amount:
             # An overpayment is the ERP's to book (a credit to the customer), not this order's.
             raise InvalidInput(

@@ -326,7 +326,8 @@ def _udi_facts(line: Mapping[str, Any], gtin: str, lot: str, expiry: date, as_of
     if not text:
         return False, False
     try:
-        udi = parse_udi(str(text), reference_date=as_of)
+        # Strict, as at shipment: a day-00 expiry after the cut-over does not read (DOMAIN §3).
+        udi = parse_udi(str(text), reference_date=as_of, strict=True)
     except UdiError:
         return False, False
     matches = udi.gtin == gtin and udi.lot == lot and udi.expiry in (None, expiry)

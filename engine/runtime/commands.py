@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -100,6 +100,10 @@ _BUFFERED_LOCKED = {
     keyed: stmt.with_for_update(skip_locked=True) for keyed, stmt in _BUFFERED.items()
 }
 MAX_BUFFERED_DELIVERIES = 20
+# PostgreSQL advisory locks per message name and correlation key (_hold_message_keys): the
+# first of the two int4 keys, so they never meet the audit chain's single bigint key.
+_MESSAGE_LOCK_SPACE = 0x46474D42  # ASCII "FGMB"
+_MESSAGE_LOCK = text("SELECT pg_advisory_xact_lock(:space, :key)")
 # What inflating an instance ahead of the write lock needs of its row (no ORM object).
 _STORED_STATE = select(Instance.lock_version, Instance.definition_id, Instance.state).where(
     Instance.id == bindparam("instance_id")
@@ -378,9 +382,30 @@ def _save_once(ex: Execution, incident: Incident | None) -> list[MessageSubscrip
     return subscriptions
 
 
+def _hold_message_keys(uow: UnitOfWork, pairs: list[tuple[str, str | None]]) -> None:
+    """PostgreSQL: one command at a time per message name and key, of those that file a
+    message in the buffer and those that subscribe and then look in it. Held until commit.
+
+    Without it a message could come while an instance was subscribing: its lookup would not
+    see the uncommitted subscription, it would be buffered after the instance had looked in
+    the buffer, and each would wait for the other until the message expired. SQLite's write
+    lock already runs such commands one at a time. Taken in a fixed order, so that two
+    commands locking several keys cannot wait for each other.
+    """
+    if uow.sqlite:
+        return
+    keys = set()
+    for name, key in pairs:
+        digest = hashlib.sha256(f"{name}\x00{key if key is not None else ''}".encode()).digest()
+        keys.add(int.from_bytes(digest[:4], "big", signed=True))
+    for key in sorted(keys):
+        uow.session.execute(_MESSAGE_LOCK, {"space": _MESSAGE_LOCK_SPACE, "key": key})
+
+
 def _buffered_for(
     ex: Execution, subscriptions: list[MessageSubscription]
 ) -> BufferedMessage | None:
+    _hold_message_keys(ex.uow, [(sub.message_name, sub.correlation_key) for sub in subscriptions])
     statements = _BUFFERED if ex.uow.sqlite else _BUFFERED_LOCKED
     for sub in subscriptions:
         stmt = statements[sub.correlation_key is not None]
@@ -699,6 +724,12 @@ def deliver_message(
             if previous is not None:
                 return Result(previous.status_code, previous.body)
             sub, key = _waiting(uow, name, correlation_key)
+            if sub is None and not uow.sqlite:
+                _hold_message_keys(uow, [(name, key)])
+                if _waiting(uow, name, correlation_key)[0] is not None:
+                    # Subscribed while this waited for the lock: delivered on the next attempt,
+                    # which does not hold the lock while it waits for the instance.
+                    raise ConcurrentUpdate(f"instance subscribed to '{name}' meanwhile")
             now = rt.clock()
             if sub is None:
                 expires = now + rt.message_ttls.get(name, rt.message_ttl)

@@ -78,6 +78,19 @@ def test_auto_release_ship_invoice_pay_in_two_parts_close(api: O2CApi) -> None:
     assert api.ok("GET", "/customers/C1/credit", who="carol")["exposure"]["total"] == "0.00"
 
 
+def test_an_order_line_with_a_gtin_13_is_traced_by_the_14_digit_gtin(api: O2CApi) -> None:
+    """DOMAIN §3: every GTIN is stored as 14 digits, so the recall query finds every entry."""
+    api.customer("C1")
+    api.lot("L1")
+    api.start("SO-13", "C1", [{**line(), "gtin": "6901234567892"}])
+    _ship_ok(api, "SO-13")
+    trace = api.ok("GET", "/traceability/lots/06901234567892/L1", who="auditor")
+    entries = assert_balanced(api, "SO-13")
+    assert [e["kind"] for e in entries] == ["goods_issue", "customer_invoice"]
+    assert sorted(trace["journal_entry_ids"]) == sorted(e["id"] for e in entries), trace
+    assert {ln.get("gtin") for e in entries for ln in e["lines"]} <= {"06901234567892", None}
+
+
 def _waits(api: O2CApi, instance_id: str) -> list[str]:
     return [w["name"] for w in api.instance(instance_id)["waiting_for"] if w["type"] == "message"]
 
@@ -729,6 +742,37 @@ def test_an_overdue_erp_receivable_is_dunned_by_the_sweep_once_per_level(api: O2
     body = api.ok("GET", "/outbox?event_type=dunning.level_changed", who="auditor")
     [event] = [e for e in body["items"] if e["payload"]["document_no"] == "ERP-INV-13"]
     assert (event["payload"]["previous_level"], event["payload"]["level"]) == (0, 2)
+
+
+def test_an_account_put_on_hold_by_dunning_holds_shipping_for_the_credit_manager(
+    api: O2CApi,
+) -> None:
+    """DOMAIN §1 and §2: at dunning level 3 the account is on hold, and shipping waits for the
+    credit manager, even for an order released before (here waiting for QA meanwhile)."""
+    from datetime import UTC, datetime
+
+    from engine.handlers.o2c import sweep_dunning
+
+    rt = api.container.runtime
+    api.customer("C15")
+    api.ok("POST", "/receivables", json={
+        "document_no": "ERP-INV-15", "customer_id": "C15", "amount": "500.00",
+        "doc_date": "2026-10-01", "due_date": "2026-10-31",
+    })  # fmt: skip
+    api.lot("LQ", status="quarantined")
+    started = api.start("SO-15", "C15", [line("LQ")])
+    qa = _only_task(api, "SO-15", "qa_release_task")
+    rt.clock = lambda: datetime(2026, 12, 5, tzinfo=UTC)  # 35 days past due: final notice
+    assert sweep_dunning(rt, rt.rules.rules) == 1  # type: ignore[attr-defined]
+    assert api.ok("GET", "/customers/C15/credit", who="carol")["dunning_level"] == 3
+    assert api.complete(qa["id"], "quinn", lot_released=True, reason="CoA ok").status_code == 200
+    held = _only_task(api, "SO-15", "qa_release_task")
+    assert held["candidate_groups"] == ["credit_manager"]
+    last = [d for d in api.decisions(started["id"]) if d["ruleset_key"] == "shipment"][-1]
+    assert last["outcome"] == "hold" and "credit_hold_open" in [
+        f["rule_id"] for f in last["record"]["fired"]
+    ], last
+    assert "shipment_confirmed" not in _waits(api, started["id"])  # nothing sent to ship
 
 
 def test_order_to_cash_deployed_together_with_procure_to_pay_ships_and_is_paid(

@@ -24,6 +24,7 @@ _OUTCOME = {
     "overdue_share": "hold",
     "dunning_level": "hold",
     "grade_d_prepayment": "hold",
+    "grade_review": "hold",
     "review_overdue": "warn",
 }
 
@@ -71,6 +72,8 @@ def credit_checks(credit: CreditInput, as_of: date, p: Mapping[str, Any]) -> tup
         fired.append("dunning_level")
     if credit.grade == "D":
         fired.append("grade_d_prepayment")
+    if credit.grade in ("C", "N"):  # "every order is reviewed"; N is treated as C
+        fired.append("grade_review")
     if credit.next_review_on < as_of:
         fired.append("review_overdue")
     outcome = max((_OUTCOME[f] for f in fired), key=_RANK.__getitem__, default="pass")

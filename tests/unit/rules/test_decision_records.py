@@ -18,6 +18,7 @@ CREDIT = CreditInput(
     open_items=(OpenItem(Decimal("9000.10"), date(2026, 8, 1)),),
     licence_expires_on=date(2030, 1, 1),
     dunning_level=3,
+    grade="B",  # a graded customer: N and C are held for review on every order
 )
 
 
@@ -84,6 +85,7 @@ def test_replay_counts_decisions_a_tighter_limit_would_change(
                 date(2027, 1, 1),
                 licence_expires_on=date(2030, 1, 1),
                 dunning_level=2,
+                grade="B",
             ),
             AS_OF,
         ).to_record(),

@@ -144,6 +144,8 @@ def test_minimum_shelf_life_parameter_change_takes_effect_from_its_date(
         ("(01)08904000210031(17)280630(10)L2026A", "udi_check_digit_wrong"),
         ("(01)0890400021003(17)280630(10)L2026A", "udi_unreadable"),
         ("garbage", "udi_unreadable"),
+        # Day 00 reads as the month's last day, the lot's expiry, but is no longer allowed.
+        ("(01)08904000210037(17)280600(10)L2026A", "udi_unreadable"),
         (build_udi(gtin="00614141000012", expiry=LOT.expiry, lot=LOT.lot), "udi_gtin_mismatch"),
         (build_udi(gtin=GTIN, expiry=LOT.expiry, lot="L2026B"), "udi_lot_mismatch"),
         (build_udi(gtin=GTIN, expiry=date(2028, 7, 31), lot=LOT.lot), "udi_expiry_mismatch"),
