@@ -939,6 +939,8 @@ def sweep_dunning(runtime: Any, rules: RulesService) -> int:
     Each raised level is a `dunning.level_changed` outbox event. The clock is the runtime's,
     so a test (or a replay) moves time by injecting it.
     """
+    from engine.decisions import store_decision
+    from engine.store.audit import note_event
     from engine.store.tables import OutboxMessage
 
     now = runtime.clock()
@@ -962,6 +964,16 @@ def sweep_dunning(runtime: Any, rules: RulesService) -> int:
             changed = raise_dunning_level(item, step, as_of, opens_task=False)
             if changed is None:
                 continue
+            # DOMAIN §1: each level change is an audit entry, with the decision behind it, as
+            # an instance's own dunning timer records it.
+            decision = store_decision(uow.session, step.decision.to_record(), None, None, now)
+            note_event(
+                uow.session,
+                "dunning_level_changed",
+                ("receivable", item.document_no),
+                {"dunning_level": changed["previous_level"]},
+                {"dunning_level": step.level, "decision_id": decision.id},
+            )
             uow.session.add(
                 OutboxMessage(
                     idempotency_key=f"dunning:{item.document_no}:{step.level}",

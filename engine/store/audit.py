@@ -413,6 +413,19 @@ def note_changed(session: Session, row: Any, old: dict[str, Any], new: dict[str,
         _pend(session, [change])
 
 
+def note_event(
+    session: Session,
+    action: str,
+    entity: tuple[str, str],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Chain a change that no audited table's row shows: `entity` is (type, id), e.g. a
+    receivable the ERP owns whose dunning level a sweep raised."""
+    entity_type, entity_id = entity
+    _pend(session, [Change(action, entity_type, entity_id, None, before, after)])
+
+
 def _changes_in_flush(session: Session) -> list[Change]:
     changes = _history_changes(row for row in session.new if isinstance(row, InstanceEvent))
     for row in session.new:

@@ -742,6 +742,12 @@ def test_an_overdue_erp_receivable_is_dunned_by_the_sweep_once_per_level(api: O2
     body = api.ok("GET", "/outbox?event_type=dunning.level_changed", who="auditor")
     [event] = [e for e in body["items"] if e["payload"]["document_no"] == "ERP-INV-13"]
     assert (event["payload"]["previous_level"], event["payload"]["level"]) == (0, 2)
+    # DOMAIN §1: the level change is an audit entry, with the dunning decision behind it.
+    audit = api.ok("GET", "/audit?entity=receivable:ERP-INV-13", who="auditor")["items"]
+    [entry] = [e for e in audit if e["action"] == "dunning_level_changed"]
+    assert (entry["before"], entry["after"]["dunning_level"]) == ({"dunning_level": 0}, 2)
+    decision = api.ok("GET", f"/decisions/{entry['after']['decision_id']}", who="auditor")
+    assert decision["ruleset_key"] == "dunning" and decision["instance_id"] is None, decision
 
 
 def test_an_account_put_on_hold_by_dunning_holds_shipping_for_the_credit_manager(
