@@ -29,7 +29,16 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from domain.records import DomainBase, for_update
 from domain.types import BigId, utcnow
 
-LOT_STATUSES = ("released", "quarantined", "recalled", "expired", "returned")
+# "field_safety_action": under a field safety corrective action, rejected like a recall
+# (DOMAIN §2).
+LOT_STATUSES = (
+    "released",
+    "quarantined",
+    "recalled",
+    "field_safety_action",
+    "expired",
+    "returned",
+)
 
 
 class LotNotFound(LookupError):

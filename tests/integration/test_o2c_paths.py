@@ -214,6 +214,17 @@ def test_recalled_lot_rejects_the_line_and_nothing_can_ship_it(api: O2CApi) -> N
     assert api.entries("SO-6") == []
 
 
+def test_a_lot_under_a_field_safety_action_rejects_the_line_like_a_recall(api: O2CApi) -> None:
+    api.customer("C6")
+    api.lot("LF", status="field_safety_action")
+    started = api.start("SO-6F", "C6", [line("LF")])
+    assert api.instance(started["id"])["status"] == "completed"
+    assert "order.rejected" in api.outbox_events(started["id"])
+    [decision] = [d for d in api.decisions(started["id"]) if d["ruleset_key"] == "shipment"]
+    assert decision["outcome"] == "reject", decision
+    assert api.entries("SO-6F") == []
+
+
 def test_quarantined_lot_ships_after_qa_releases_it(api: O2CApi) -> None:
     api.customer("C7")
     api.lot("LQ", status="quarantined")
