@@ -168,10 +168,12 @@ def receive_lot(
     actor: str = "goods_receipt",
     reason: str = "goods receipt",
 ) -> Lot:
-    """A goods receipt: a new lot waits in quarantine for QA; a known lot gains the quantity.
+    """A goods receipt: the lot waits in quarantine for QA, a known one with its new quantity.
 
-    A known lot keeps its status (a recalled lot stays recalled) and its cost is the moving
-    average of what was on hand and what arrived.
+    New units of a released lot are not inspected yet, and the lot is one record: it goes back
+    to quarantine until they are (DOMAIN §4), so no uninspected unit ships. A recalled lot, or
+    one under a field safety action, keeps that status. The cost is the moving average of what
+    was on hand and what arrived.
     """
     if qty <= 0:
         raise ValueError("received quantity must be positive")
@@ -194,8 +196,22 @@ def receive_lot(
     total = on_hand + qty
     row.unit_cost = ((row.unit_cost * on_hand + unit_cost * qty) / total).quantize(Decimal("0.01"))
     row.qty_on_hand += qty
+    old_status = row.status
+    if old_status not in ("quarantined", "recalled", "field_safety_action"):
+        row.status = "quarantined"
+        _record_status(session, row, old_status, f"{reason}: {qty} new units to inspect", actor)
     session.flush()
     return row
+
+
+_EVER_RELEASED = select(LotStatusChange.id).where(
+    LotStatusChange.lot_id == bindparam("lot_id"), LotStatusChange.new_status == "released"
+)
+
+
+def ever_released(session: Session, row: Lot) -> bool:
+    """Whether the lot was released at some time (by QA or the ERP): units it had then passed."""
+    return session.scalar(_EVER_RELEASED.limit(1), {"lot_id": row.id}) is not None
 
 
 def set_status(

@@ -143,6 +143,8 @@ class GoodsReceiptLine(DomainBase):
     __table_args__ = (
         UniqueConstraint("po_no", "receipt_no", "line_no", "lot", name="uq_receipt_lot"),
         Index("ix_receipt_po", "po_no", "line_no"),
+        # Whether other receipts of a lot still wait for inspection (engine/handlers/p2p.py).
+        Index("ix_receipt_lot_status", "gtin", "lot", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -503,6 +505,17 @@ def receipt_line(session: Session, receipt_line_id: int) -> GoodsReceiptLine:
     if row is None:
         raise ProcurementError("receipt_line_id", f"no goods receipt line {receipt_line_id}")
     return row
+
+
+def others_await_inspection(session: Session, row: GoodsReceiptLine) -> bool:
+    """Whether another receipt of the same lot is still in quarantine, waiting for QA."""
+    stmt = select(GoodsReceiptLine.id).where(
+        GoodsReceiptLine.gtin == row.gtin,
+        GoodsReceiptLine.lot == row.lot,
+        GoodsReceiptLine.status == "quarantined",
+        GoodsReceiptLine.id != row.id,
+    )
+    return session.scalar(stmt.limit(1)) is not None
 
 
 # --- vendor invoices ------------------------------------------------------------------------

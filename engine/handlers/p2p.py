@@ -483,25 +483,36 @@ def record_inspection(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]
     comment = str(call.variables.get("comment") or "")
     row.inspected_by = inspector
     subject = {"po_no": po.po_no, "receipt_no": row.receipt_no, "gtin": row.gtin, "lot": row.lot}
+    # The lot is one record: it stays in quarantine while another receipt of it waits for QA.
+    pending = p2p.others_await_inspection(session, row)
+    lot_row = inventory.require_lot(session, row.gtin, row.lot, lock=True)
     if call.variables.get("result") == "pass":
         row.status = "released"
-        inventory.set_status(
-            session,
-            row.gtin,
-            row.lot,
-            "released",
-            reason="incoming inspection passed",
-            actor=inspector,
-        )
-        _emit(call, "lot.released", {**subject, "inspected_by": inspector})
+        if not pending:
+            inventory.set_status(
+                session,
+                row.gtin,
+                row.lot,
+                "released",
+                reason="incoming inspection passed",
+                actor=inspector,
+            )
+            _emit(call, "lot.released", {**subject, "inspected_by": inspector})
     else:
         row.status = "returned"
         row.reason = comment or "failed incoming inspection"
-        inventory.set_status(
-            session, row.gtin, row.lot, "returned", reason=row.reason, actor=inspector
-        )
-        lot_row = inventory.require_lot(session, row.gtin, row.lot)
         lot_row.qty_on_hand -= row.qty
+        # Only this receipt's units go back; units of the lot that passed before stay released.
+        kept = lot_row.qty_on_hand > 0 and inventory.ever_released(session, lot_row)
+        if not pending:
+            inventory.set_status(
+                session,
+                row.gtin,
+                row.lot,
+                "released" if kept else "returned",
+                reason=row.reason,
+                actor=inspector,
+            )
         dims = _po_dims(po, lot=row.lot, gtin=row.gtin, udi=row.udi)
         amount = row.unit_cost * row.qty
         # The return undoes the receipt's posting for this lot: GR/IR against inventory.

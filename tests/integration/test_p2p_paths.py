@@ -434,6 +434,30 @@ def test_inspection_fail_returns_the_lot_to_the_vendor(api):
     assert [w["element_id"] for w in api.instance()["waiting_for"]] == ["wait_goods"]
 
 
+@pytest.mark.parametrize(
+    ("verdict", "status", "on_hand"), [("pass", "released", 100), ("fail", "released", 40)]
+)
+def test_a_released_lot_received_again_waits_in_quarantine_until_its_new_units_pass(
+    api, verdict, status, on_hand
+):
+    """DOMAIN §4: received units wait for inspection even when their lot was released before;
+    a failed second receipt returns only its own units."""
+    from domain.inventory import fefo_lots, get_lot
+
+    small_requisition(api, "PR-4010")  # 100 ordered
+    api.receive("GR-1", (1, "L-AGAIN", 40, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    api.receive("GR-2", (1, "L-AGAIN", 60, LONG_DATED))
+    with api.container.runtime.uow(write=False) as uow:
+        lot = get_lot(uow.session, "06901234567892", "L-AGAIN")
+        assert (lot.status, lot.qty_on_hand) == ("quarantined", 100)
+        assert fefo_lots(uow.session, "06901234567892", api.today, 365) == []  # not shippable
+    api.done("incoming_inspection", "quinn", result=verdict, comment="seal broken")
+    with api.container.runtime.uow(write=False) as uow:
+        lot = get_lot(uow.session, "06901234567892", "L-AGAIN")
+        assert (lot.status, lot.qty_on_hand) == (status, on_hand)
+
+
 def test_a_po_billed_in_two_invoices_pays_both_and_closes_only_after_the_second(api):
     small_requisition(api, "PR-5010")  # 100 at 35.00
     received_and_released(api, 100)
