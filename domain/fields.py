@@ -43,6 +43,17 @@ def decimal_at(value: Any, field: str) -> Decimal:
     return number
 
 
+def unit_price_at(value: Any, field: str) -> Decimal:
+    """A unit price: not negative, at most 4 decimals (domain.types.UnitPrice stores 4; a
+    fifth would be rounded away without a word)."""
+    price = decimal_at(value, field)
+    if price < 0:
+        raise InvalidInput(field, "must not be negative")
+    if price != price.quantize(Decimal("0.0001")):
+        raise InvalidInput(field, "has more than 4 decimal places")
+    return price
+
+
 def date_at(value: Any, field: str, default: date | None = None) -> date:
     if value in (None, "") and default is not None:
         return default

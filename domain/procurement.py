@@ -29,15 +29,15 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
 from domain.fields import (
-    decimal_at,
     gtin_at,
     int_at,
     optional_text_at,
     positive_int_at,
     tax_rate_at,
+    unit_price_at,
 )
 from domain.records import DomainBase, for_update, locks_rows
-from domain.types import BigId, utcnow
+from domain.types import BigId, UnitPrice, utcnow
 
 ZERO = Decimal("0.00")
 
@@ -131,8 +131,8 @@ class PurchaseOrderLine(DomainBase):
     sku: Mapped[str | None] = mapped_column(String(64))
     gtin: Mapped[str | None] = mapped_column(String(14))
     qty: Mapped[int]
-    unit_price: Mapped[Decimal]
-    tax_rate: Mapped[Decimal] = mapped_column(default=ZERO)
+    unit_price: Mapped[Decimal] = mapped_column(UnitPrice)
+    tax_rate: Mapped[Decimal] = mapped_column(UnitPrice, default=ZERO)
 
 
 class GoodsReceiptLine(DomainBase):
@@ -156,7 +156,7 @@ class GoodsReceiptLine(DomainBase):
     expiry_date: Mapped[date] = mapped_column(Date)
     udi: Mapped[str | None] = mapped_column(String(200))
     qty: Mapped[int]
-    unit_cost: Mapped[Decimal]
+    unit_cost: Mapped[Decimal] = mapped_column(UnitPrice)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(400), default="")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -198,7 +198,7 @@ class VendorInvoiceLine(DomainBase):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("vendor_invoice.id"), index=True)
     line_no: Mapped[int]
     qty: Mapped[int]
-    unit_price: Mapped[Decimal]
+    unit_price: Mapped[Decimal] = mapped_column(UnitPrice)
 
 
 class PaymentBlock(DomainBase):
@@ -291,9 +291,7 @@ def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list
         where = f"{prefix}[{index}]"
         if not isinstance(item, dict):
             raise ProcurementError(where, "must be an object")
-        price = decimal_at(item.get("unit_price"), f"{where}.unit_price")
-        if price < 0:
-            raise ProcurementError(f"{where}.unit_price", "must not be negative")
+        price = unit_price_at(item.get("unit_price"), f"{where}.unit_price")
         gtin = optional_text_at(item, "gtin", f"{where}.gtin", 14)
         if gtin is not None:
             gtin = gtin_at(gtin, f"{where}.gtin")

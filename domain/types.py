@@ -41,6 +41,7 @@ class Money(TypeDecorator[Decimal]):
 
     impl = Numeric(18, 2, asdecimal=True)
     cache_ok = True
+    places = 2
 
     def load_dialect_impl(self, dialect: Any) -> Any:
         # SQLite stores NUMERIC as REAL; text keeps every cent exact.
@@ -48,15 +49,27 @@ class Money(TypeDecorator[Decimal]):
             from sqlalchemy import String
 
             return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Numeric(18, 2, asdecimal=True))
+        return dialect.type_descriptor(Numeric(18, self.places, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Any) -> Any:
         if value is None:
             return None
         if isinstance(value, float):
             raise TypeError("money must be Decimal, not float")
-        amount = Decimal(value).quantize(Decimal("0.01"))
+        amount = Decimal(value).quantize(Decimal(1).scaleb(-self.places))
         return str(amount) if dialect.name == "sqlite" else amount
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
-        return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+        if value is None:
+            return None
+        return Decimal(str(value)).quantize(Decimal(1).scaleb(-self.places))
+
+
+class UnitPrice(Money):
+    """A price per unit or a rate, to 4 decimals: a vendor quotes 0.125 a unit, a tax rate may
+    be 6.5 %. As Money, these were rounded to the cent on the way in, and a receipt of 1,000 at
+    0.125 posted 120.00, not 125.00."""
+
+    impl = Numeric(18, 4, asdecimal=True)
+    cache_ok = True
+    places = 4

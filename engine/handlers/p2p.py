@@ -30,6 +30,7 @@ from domain.fields import (
     numbered_lines,
     optional_text_at,
     positive_int_at,
+    unit_price_at,
 )
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry
@@ -457,7 +458,7 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
         lines = []
         for row in accepted:
             dims = _po_dims(po, lot=row.lot, gtin=row.gtin, udi=row.udi)
-            amount = row.unit_cost * row.qty
+            amount = _cents(row.unit_cost * row.qty)
             lines += [
                 Line("inventory", debit=amount, dims=dims),
                 Line("grir", credit=amount, dims=dims),
@@ -514,7 +515,7 @@ def record_inspection(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]
                 actor=inspector,
             )
         dims = _po_dims(po, lot=row.lot, gtin=row.gtin, udi=row.udi)
-        amount = row.unit_cost * row.qty
+        amount = _cents(row.unit_cost * row.qty)
         # The return undoes the receipt's posting for this lot: GR/IR against inventory.
         post_entry(
             call,
@@ -562,7 +563,7 @@ def check_duplicate_invoice(call: ServiceCall) -> dict[str, Any]:
         (
             line["line_no"],
             positive_int_at(line.get("qty"), f"{where}.qty"),
-            _not_negative(line.get("unit_price"), f"{where}.unit_price"),
+            unit_price_at(line.get("unit_price"), f"{where}.unit_price"),
         )
         for where, line in numbered_lines(message.get("lines"), "vendor_invoice.lines")
     ]
@@ -687,20 +688,22 @@ def match_invoice(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
 
     dims = _po_dims(po, invoice_no=invoice.invoice_no)
     lines: list[Line] = []
-    price_difference = Decimal(0)
+    matched_total = Decimal(0)
     over_billed = Decimal(0)
     for line in document.lines:
         po_line = po_lines.get(int(line.line_ref))
         po_price = po_line.unit_price if po_line is not None else Decimal(0)
         matched = _cents(po_price * line.quantity)
+        matched_total += matched
         lines.append(Line("grir", debit=matched, dims={**dims, "gtin": po_line and po_line.gtin}))
-        price_difference += _cents(line.net_amount) - matched
         number = int(line.line_ref)
         excess = invoiced.get(number, 0) + line.quantity - received.get(number, 0)
         over_billed += max(excess, Decimal(0)) * po_price
-    rounding = match.rounding_difference
-    # A header difference the ruleset did not accept as rounding is a variance like a price one.
-    price_difference += match.total_difference - rounding
+    rounding = _cents(match.rounding_difference)
+    # What the lines and the header differ from the PO prices, less the rounding accepted: the
+    # remainder of the invoice's net, so the entry balances to the cent even when the vendor's
+    # lines have sub-cent amounts. A header difference not accepted as rounding is a variance.
+    price_difference = invoice.gross_total - invoice.tax_amount - rounding - matched_total
     lines += [
         _signed("price_difference", price_difference, dims),
         _signed("rounding", rounding, dims),

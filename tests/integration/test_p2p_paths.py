@@ -458,6 +458,34 @@ def test_a_released_lot_received_again_waits_in_quarantine_until_its_new_units_p
         assert (lot.status, lot.qty_on_hand) == (status, on_hand)
 
 
+def test_a_sub_cent_unit_price_is_received_and_matched_at_its_full_precision(api):
+    """A price of 0.125 a unit was stored as 0.12: the receipt posted 120.00 for 125.00 of
+    goods and the matching invoice was blocked as a 4 % price variance."""
+    line = {"line_no": 1, "sku": "SKU-1", "gtin": "06901234567892", "qty": 1000}
+    api.start("PR-6001", [{**line, "unit_price": "0.125"}])
+    received_and_released(api, 1000)
+    api.invoice("INV-6001", [(1, 1000, "0.125")], tax_amount="0.00", total="125.00")
+    [po_line] = api.purchase_order()["lines"]
+    assert Decimal(po_line["unit_price"]) == Decimal("0.125"), po_line
+    assert [i["status"] for i in api.purchase_order()["invoices"]] == ["posted"]
+    assert api.journal()[:2] == [
+        ("goods_receipt", {"1405": Decimal("125.00"), "220202": Decimal("-125.00")}),
+        ("vendor_invoice", {"220202": Decimal("125.00"), "2202": Decimal("-125.00")}),
+    ]
+
+
+def test_invoice_lines_with_half_cent_amounts_post_a_balanced_entry(api):
+    line = {"sku": "SKU-1", "gtin": "06901234567892", "qty": 1, "unit_price": "10.00"}
+    api.start("PR-6002", [{**line, "line_no": 1}, {**line, "line_no": 2}])
+    api.receive("GR-1", (1, "L2301", 1, LONG_DATED), (2, "L2302", 1, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    api.done("incoming_inspection", "quinn", result="pass")
+    api.invoice("INV-6002", [(1, 1, "10.005"), (2, 1, "10.005")], tax_amount="0.00", total="20.01")
+    assert api.instance()["status"] != "incident", api.instance()["incident"]
+    kinds = [kind for kind, _ in api.journal()]  # journal() asserts every entry balances
+    assert kinds.count("vendor_invoice") == 1, kinds
+
+
 def test_a_po_billed_in_two_invoices_pays_both_and_closes_only_after_the_second(api):
     small_requisition(api, "PR-5010")  # 100 at 35.00
     received_and_released(api, 100)
@@ -842,6 +870,8 @@ PR_LINE = {"line_no": 1, "sku": "SKU-1", "qty": 10, "unit_price": "35.00"}
         ({"sku": ["x"]}, "requisition.lines[0].sku"),
         ({"qty": 10**20}, "requisition.lines[0].qty"),
         ({"unit_price": "1E+25"}, "requisition.lines[0].unit_price"),
+        # Stored to 4 decimals: a fifth would be rounded away without a word.
+        ({"unit_price": "0.12345"}, "requisition.lines[0].unit_price"),
         ({"gtin": "06901234567893"}, "requisition.lines[0].gtin"),
         ({"tax_rate": "-5"}, "requisition.lines[0].tax_rate"),
     ],
