@@ -12,6 +12,7 @@ from api.requests import actor, field, json_body, refused, runtime, text_field
 from domain.inventory import (
     LOT_STATUSES,
     Lot,
+    RecallIsFinal,
     get_lot,
     lot_as_dict,
     normalize_gtin,
@@ -57,32 +58,25 @@ def put_lot(gtin: str, lot: str):
     qty = int_field(body, "qty_on_hand")
     with runtime().uow() as uow:
         existing = get_lot(uow.session, gtin, lot)
-        # A recall has no override (DOMAIN §2): nothing through this API makes it shippable.
-        if (
-            existing is not None
-            and existing.status == "recalled"
-            and status
-            not in (
-                None,
-                "recalled",
-                "returned",
-            )
-        ):
-            raise Conflict(f"lot {lot} is recalled; a recall cannot be released")
         _produced_before_expiry(production, expiry, existing)
-        row = upsert_lot(
-            uow.session,
-            gtin,
-            lot,
-            expiry_date=expiry,
-            status=status,
-            unit_cost=unit_cost,
-            production_date=production,
-            qty_on_hand=qty,
-            actor=actor().user,
-            # The status-change record's width; checked even when the status stays the same.
-            reason=text_field(body, "reason", 400, required=False) or "ERP master data",
-        )
+        # A recall has no override (DOMAIN §2): nothing through this API makes it shippable,
+        # not even by way of another status first (domain.inventory.RecallIsFinal).
+        try:
+            row = upsert_lot(
+                uow.session,
+                gtin,
+                lot,
+                expiry_date=expiry,
+                status=status,
+                unit_cost=unit_cost,
+                production_date=production,
+                qty_on_hand=qty,
+                actor=actor().user,
+                # The status-change record's width; checked even when the status stays the same.
+                reason=text_field(body, "reason", 400, required=False) or "ERP master data",
+            )
+        except RecallIsFinal as exc:
+            raise Conflict(str(exc)) from None
         body = lot_as_dict(row)
         uow.commit()
     return body, 201 if existing is None else 200

@@ -29,13 +29,13 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from domain.records import DomainBase, for_update
 from domain.types import BigId, utcnow
 
-# "field_safety_action": under a field safety corrective action, rejected like a recall
-# (DOMAIN §2).
+# "fsca": under a field safety corrective action, rejected like a recall (DOMAIN §2); the
+# status columns are 16 characters wide.
 LOT_STATUSES = (
     "released",
     "quarantined",
     "recalled",
-    "field_safety_action",
+    "fsca",
     "expired",
     "returned",
 )
@@ -43,6 +43,14 @@ LOT_STATUSES = (
 
 class LotNotFound(LookupError):
     pass
+
+
+class RecallIsFinal(ValueError):
+    """A lot that was ever recalled never becomes shippable again (DOMAIN §2: no override)."""
+
+
+# Statuses from which a lot could ship, or be inspected and then ship.
+_SHIPPABLE_AGAIN = frozenset({"released", "quarantined", "fsca"})
 
 
 class Lot(DomainBase):
@@ -142,6 +150,7 @@ def upsert_lot(
         row = Lot(gtin=normalize_gtin(gtin), lot=lot, status=status or "quarantined")
         session.add(row)
     elif status is not None:
+        _check_not_recalled(session, row, status)
         row.status = status
     row.expiry_date = expiry_date
     if production_date is not None:
@@ -197,7 +206,9 @@ def receive_lot(
     row.unit_cost = ((row.unit_cost * on_hand + unit_cost * qty) / total).quantize(Decimal("0.01"))
     row.qty_on_hand += qty
     old_status = row.status
-    if old_status not in ("quarantined", "recalled", "field_safety_action"):
+    if old_status not in ("quarantined", "recalled", "fsca") and (
+        session.scalar(_EVER_RECALLED.limit(1), {"lot_id": row.id}) is None
+    ):
         row.status = "quarantined"
         _record_status(session, row, old_status, f"{reason}: {qty} new units to inspect", actor)
     session.flush()
@@ -207,6 +218,22 @@ def receive_lot(
 _EVER_RELEASED = select(LotStatusChange.id).where(
     LotStatusChange.lot_id == bindparam("lot_id"), LotStatusChange.new_status == "released"
 )
+
+
+_EVER_RECALLED = select(LotStatusChange.id).where(
+    LotStatusChange.lot_id == bindparam("lot_id"), LotStatusChange.new_status == "recalled"
+)
+
+
+def _check_not_recalled(session: Session, row: Lot, status: str) -> None:
+    """Refuse a status a recalled lot could ship from, also after a detour (recalled, then
+    returned, then released): the lot's history, not only its current status, decides."""
+    if status not in _SHIPPABLE_AGAIN or status == row.status:
+        return
+    if row.status == "recalled" or (
+        row.id is not None and session.scalar(_EVER_RECALLED.limit(1), {"lot_id": row.id})
+    ):
+        raise RecallIsFinal(f"lot {row.lot} was recalled; a recall cannot be lifted")
 
 
 def ever_released(session: Session, row: Lot) -> bool:
@@ -219,6 +246,7 @@ def set_status(
 ) -> Lot:
     row = require_lot(session, gtin, lot)
     old = row.status
+    _check_not_recalled(session, row, status)
     row.status = _check_status(status)
     session.flush()
     if old != row.status:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from domain.errors import InvalidInput
 from domain.fields import (
+    MAX_AMOUNT,
     gtin_at,
     int_at,
     optional_text_at,
@@ -307,6 +308,10 @@ def parse_requisition_lines(raw: Any, prefix: str = "requisition.lines") -> list
         )
     if len({line.line_no for line in lines}) != len(lines):
         raise ProcurementError(prefix, "line numbers must be unique")
+    if sum((line.net_amount for line in lines), ZERO) >= MAX_AMOUNT:
+        # As for an order (domain.sales): past this the approval chain cannot compare it
+        # exactly, and the requisition went to an incident instead of back to the ERP.
+        raise ProcurementError(prefix, f"must total less than {MAX_AMOUNT:,.0f}")
     return lines
 
 

@@ -98,7 +98,7 @@ def lot_record(lot: Lot) -> LotRecord:
         released=lot.status == "released",
         quarantined=lot.status in ("quarantined", "returned"),
         recalled=lot.status == "recalled",
-        field_safety_action=lot.status == "field_safety_action",
+        field_safety_action=lot.status == "fsca",
     )
 
 

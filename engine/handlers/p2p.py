@@ -489,16 +489,21 @@ def record_inspection(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]
     lot_row = inventory.require_lot(session, row.gtin, row.lot, lock=True)
     if call.variables.get("result") == "pass":
         row.status = "released"
-        if not pending:
-            inventory.set_status(
-                session,
-                row.gtin,
-                row.lot,
-                "released",
-                reason="incoming inspection passed",
-                actor=inspector,
-            )
-            _emit(call, "lot.released", {**subject, "inspected_by": inspector})
+        try:
+            if not pending:
+                inventory.set_status(
+                    session,
+                    row.gtin,
+                    row.lot,
+                    "released",
+                    reason="incoming inspection passed",
+                    actor=inspector,
+                )
+                _emit(call, "lot.released", {**subject, "inspected_by": inspector})
+        except inventory.RecallIsFinal as refused:
+            # Units received into a recalled lot never ship, whatever the inspection found.
+            row.status, row.reason = "rejected", str(refused)
+            _emit(call, "lot.rejected", {**subject, "reason": row.reason})
     else:
         row.status = "returned"
         row.reason = comment or "failed incoming inspection"

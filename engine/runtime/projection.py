@@ -292,9 +292,18 @@ def event_subprocess_starts(workflow: Any) -> list[tuple[str, str]]:
     return starts
 
 
-def _start_key(ex: Execution, element_id: str) -> str | None:
+_NOT_YET = object()
+
+
+def _start_key(ex: Execution, element_id: str) -> Any:
+    """The key an event subprocess start listens under; `_NOT_YET` while its variable does not
+    exist (a P2P instance has no `po_no` before its requisition is read, nor when reading it
+    failed): it starts listening once it does, at a later command."""
     last = ex.workflow.last_task
-    return _correlation_key(ex, element_id, last.data if last is not None else {})
+    try:
+        return _correlation_key(ex, element_id, last.data if last is not None else {})
+    except NameError:
+        return _NOT_YET
 
 
 def _sync_subscriptions(
@@ -315,11 +324,9 @@ def _sync_subscriptions(
                 )
     for element_id, name in event_subprocess_starts(ex.workflow):
         # Listening for as long as the instance runs; the id is stable across commands.
-        wanted[f"{EVENT_SUBPROCESS_PREFIX}{element_id}"] = (
-            element_id,
-            name,
-            _start_key(ex, element_id),
-        )
+        key = _start_key(ex, element_id)
+        if key is not _NOT_YET:
+            wanted[f"{EVENT_SUBPROCESS_PREFIX}{element_id}"] = (element_id, name, key)
     stored = {row.task_id: row for row in _stored(ex, _SUBSCRIPTIONS, "subscriptions")}
     kept = []
     for task_id, row in stored.items():

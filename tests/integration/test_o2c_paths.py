@@ -214,9 +214,20 @@ def test_recalled_lot_rejects_the_line_and_nothing_can_ship_it(api: O2CApi) -> N
     assert api.entries("SO-6") == []
 
 
+def test_a_recall_cannot_be_lifted_by_way_of_another_status(api: O2CApi) -> None:
+    path = "/lots/06901234567892/LREC"
+    api.lot("LREC", status="recalled")
+    returned = api.call("PUT", path, json={"expiry_date": "2028-12-31", "status": "returned"})
+    assert returned.status_code == 200, returned.json
+    lifted = api.call("PUT", path, json={"expiry_date": "2028-12-31", "status": "released"})
+    assert lifted.status_code == 409, lifted.json
+    assert "recall cannot be lifted" in lifted.json["detail"]
+    assert api.ok("GET", path)["status"] == "returned"
+
+
 def test_a_lot_under_a_field_safety_action_rejects_the_line_like_a_recall(api: O2CApi) -> None:
     api.customer("C6")
-    api.lot("LF", status="field_safety_action")
+    api.lot("LF", status="fsca")
     started = api.start("SO-6F", "C6", [line("LF")])
     assert api.instance(started["id"])["status"] == "completed"
     assert "order.rejected" in api.outbox_events(started["id"])

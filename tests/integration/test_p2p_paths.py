@@ -458,6 +458,21 @@ def test_a_released_lot_received_again_waits_in_quarantine_until_its_new_units_p
         assert (lot.status, lot.qty_on_hand) == (status, on_hand)
 
 
+def test_units_received_into_a_recalled_lot_never_become_shippable(api):
+    from domain.inventory import get_lot
+
+    lot = {"expiry_date": LONG_DATED.isoformat(), "status": "recalled", "unit_cost": "35.00"}
+    api.ok("PUT", "/lots/06901234567892/L-RECALLED", json=lot)
+    small_requisition(api, "PR-4020")
+    api.receive("GR-1", (1, "L-RECALLED", 100, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+    with api.container.runtime.uow(write=False) as uow:
+        assert get_lot(uow.session, "06901234567892", "L-RECALLED").status == "recalled"
+    [receipt] = api.purchase_order()["receipts"]
+    assert receipt["status"] == "rejected" and "recall" in receipt["reason"], receipt
+    assert "lot.released" not in api.event_types()
+
+
 def test_a_sub_cent_unit_price_is_received_and_matched_at_its_full_precision(api):
     """A price of 0.125 a unit was stored as 0.12: the receipt posted 120.00 for 125.00 of
     goods and the matching invoice was blocked as a 4 % price variance."""
@@ -872,6 +887,9 @@ PR_LINE = {"line_no": 1, "sku": "SKU-1", "qty": 10, "unit_price": "35.00"}
         ({"unit_price": "1E+25"}, "requisition.lines[0].unit_price"),
         # Stored to 4 decimals: a fifth would be rounded away without a word.
         ({"unit_price": "0.12345"}, "requisition.lines[0].unit_price"),
+        # Under the amount limit line by line, over it in total: it went to an incident (500
+        # from 9e11, when even the start's answer could not be built).
+        ({"qty": 10, "unit_price": "99999999999"}, "requisition.lines"),
         ({"gtin": "06901234567893"}, "requisition.lines[0].gtin"),
         ({"tax_rate": "-5"}, "requisition.lines[0].tax_rate"),
     ],
