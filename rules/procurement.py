@@ -78,15 +78,23 @@ def segregation_of_duties_facts(
 ) -> dict[str, Any]:
     """Facts for one proposed action. A delegate acting ``on_behalf_of`` someone is checked
     as both people: delegation never lifts segregation of duties (DOMAIN §4)."""
-    people = {actor} | ({on_behalf_of} if on_behalf_of else set())
+    people = {_person(actor)} | ({_person(on_behalf_of)} if on_behalf_of else set())
     return {
         "action": action,
         "actor": actor if on_behalf_of is None else f"{actor} (for {on_behalf_of})",
-        "actor_is_requester": requester in people,
-        "actor_already_in_chain": not people.isdisjoint(prior_approvers),
-        "actor_entered_invoice": invoice_entered_by in people,
-        "actor_edited_supplier_bank_details": not people.isdisjoint(bank_details_edited_by),
+        "actor_is_requester": _person(requester) in people,
+        "actor_already_in_chain": not people.isdisjoint(map(_person, prior_approvers)),
+        "actor_entered_invoice": _person(invoice_entered_by) in people,
+        "actor_edited_supplier_bank_details": not people.isdisjoint(
+            map(_person, bank_details_edited_by)
+        ),
     }
+
+
+def _person(name: str | None) -> str | None:
+    """One person however the ERP spelt the name: "Dora", "dora " and "DORA" are dora, or a
+    requester could approve their own requisition by the case of a letter."""
+    return name.strip().casefold() if name is not None else None
 
 
 def check_segregation_of_duties(rules: RulesService, *, as_of: date, **facts: Any) -> Decision:

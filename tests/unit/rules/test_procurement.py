@@ -96,6 +96,16 @@ def test_requester_can_never_approve_own_requisition(rules: RulesService) -> Non
     assert decision.fired_ids == ["requester_approves_own_requisition"]
 
 
+@pytest.mark.parametrize("spelt", ["Ana", "ana ", "ANA"])
+def test_the_requester_spelt_otherwise_by_the_erp_still_cannot_approve(
+    rules: RulesService, spelt: str
+) -> None:
+    decision = check_segregation_of_duties(
+        rules, as_of=AS_OF, action="approve_requisition", actor="ana", requester=spelt
+    )
+    assert decision.fired_ids == ["requester_approves_own_requisition"]
+
+
 def test_delegate_cannot_approve_for_the_requester(rules: RulesService) -> None:
     decision = check_segregation_of_duties(
         rules,
