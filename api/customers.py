@@ -7,7 +7,6 @@ name, a due date before the document's) is a 422 naming it; never a 500.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -25,7 +24,7 @@ from domain.customers import (
     upsert_customer,
 )
 from domain.errors import InvalidInput
-from domain.fields import MAX_AMOUNT, MAX_INT, date_at
+from domain.fields import MAX_AMOUNT, MAX_INT, PLAIN_DECIMAL, date_at
 from engine.errors import NotFound
 from engine.handlers.o2c import gather_credit
 
@@ -34,7 +33,6 @@ bp = Blueprint("customers", __name__, url_prefix="/api/v1/customers")
 GRADES = ("A", "B", "C", "D", "N")
 # Digits with an optional sign and point: Decimal also reads "1E+2", "1_000" and " 12 ", and
 # such an amount was stored and shown back as the ERP wrote it.
-PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
 MAX_NAME = 200  # customer.name's width
 
 

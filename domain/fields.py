@@ -26,11 +26,18 @@ MAX_INT = 2**31 - 1
 # Business dates (orders, shipments, invoices, expiries) fall well inside these.
 EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A decimal as the ERP writes one: ASCII digits and one point. Python's Decimal also reads
+# "1_000", "1E+3", " 12.00" and full-width digits, which an ERP never means as an amount.
+PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
 
 
 def decimal_at(value: Any, field: str) -> Decimal:
     # Floats are refused: money arrives as a decimal string (STYLE: money is Decimal).
-    if isinstance(value, bool | float) or value is None:
+    if (
+        isinstance(value, bool | float)
+        or not isinstance(value, str | int | Decimal)  # a Decimal: a value the process kept
+        or (isinstance(value, str) and not PLAIN_DECIMAL.fullmatch(value))
+    ):
         raise InvalidInput(field, "must be a decimal string")
     try:
         number = Decimal(str(value))

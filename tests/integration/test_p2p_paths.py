@@ -884,7 +884,7 @@ PR_LINE = {"line_no": 1, "sku": "SKU-1", "qty": 10, "unit_price": "35.00"}
     [
         ({"sku": ["x"]}, "requisition.lines[0].sku"),
         ({"qty": 10**20}, "requisition.lines[0].qty"),
-        ({"unit_price": "1E+25"}, "requisition.lines[0].unit_price"),
+        ({"unit_price": "1" + "0" * 25}, "requisition.lines[0].unit_price"),
         # Stored to 4 decimals: a fifth would be rounded away without a word.
         ({"unit_price": "0.12345"}, "requisition.lines[0].unit_price"),
         # Under the amount limit line by line, over it in total: it went to an incident (500

@@ -163,6 +163,22 @@ def test_a_credit_limit_not_written_as_a_plain_decimal_is_refused_naming_it(cust
     assert customer.ok("GET", "/customers/C1")["credit_limit"] == "100000.00"
 
 
+@pytest.mark.parametrize("price", ["1_000", "1E+3", "\uff11\uff12\uff10\uff10", " 12.00"])
+def test_an_order_price_not_written_as_a_plain_decimal_is_refused_naming_it(customer, price):
+    """Python's Decimal reads these; an order line took "1_000" as 1000 and full-width digits
+    as 1200, where PUT /customers refused the same strings."""
+    line = {"line_no": 1, "gtin": GTIN, "lot": "L1", "qty": 1, "unit_price": price}
+    order = {"order_no": "SO-P1", "customer_id": "C1", "currency": "CNY",
+             "order_date": "2026-11-23", "lines": [line]}  # fmt: skip
+    response = customer.call(
+        "POST",
+        "/processes/order_to_cash/instances",
+        json={"business_key": "SO-P1", "variables": {"order": order}},
+    )
+    assert fields(response, 422) == ["variables.order.lines[0].unit_price"]
+    assert customer.ok("GET", "/instances?business_key=SO-P1", who="admin")["total"] == 0
+
+
 @pytest.mark.parametrize("limit", ["1200.00", "1200", 1200, "+1200.0"])
 def test_a_credit_limit_as_a_decimal_string_or_a_json_integer_is_kept(customer, limit):
     response = customer.call("PUT", "/customers/C1", json={"name": "C1", "credit_limit": limit})
