@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from api.errors import BadRequest
-from api.requests import field, json_body, runtime, text_field
+from api.requests import field, json_body, refused, runtime, text_field
 from domain.customers import (
     Customer,
     CustomerNotFound,
@@ -25,6 +25,7 @@ from domain.customers import (
 )
 from domain.errors import InvalidInput
 from domain.fields import MAX_AMOUNT, MAX_INT, PLAIN_DECIMAL, date_at
+from domain.sales import open_exposure
 from engine.errors import NotFound
 from engine.handlers.o2c import gather_credit
 
@@ -128,13 +129,33 @@ def _customer(session: Any, customer_id: str) -> Any:
         raise NotFound(str(exc)) from None
 
 
+def _still_open_in(session: Any, customer: Customer) -> None:
+    """Refuse a new currency while the old one has open business: exposure is summed in the
+    customer's currency, so the open items would drop out of it and an order over the limit
+    would pass unchecked."""
+    exposure = open_exposure(session, customer.id, customer.currency, None)
+    if (
+        exposure.open_orders
+        or exposure.open_deliveries
+        or exposure.invoiced_unposted
+        or (exposure.open_items)
+    ):
+        raise refused(
+            "currency",
+            f"cannot change while orders or items in {customer.currency} are open",
+        )
+
+
 @bp.put("/<customer_id>")
 def put_customer(customer_id: str):
     if len(customer_id) > 64:
         raise _bad("id", "must be at most 64 characters")
     values = _customer_values(json_body())
     with runtime().uow() as uow:
-        created = uow.session.get(Customer, customer_id) is None
+        existing = uow.session.get(Customer, customer_id)
+        created = existing is None
+        if existing is not None and values.get("currency", existing.currency) != existing.currency:
+            _still_open_in(uow.session, existing)
         row = upsert_customer(uow.session, customer_id, values)
         body = customer_as_dict(row)
         uow.commit()

@@ -179,6 +179,19 @@ def test_an_order_price_not_written_as_a_plain_decimal_is_refused_naming_it(cust
     assert customer.ok("GET", "/instances?business_key=SO-P1", who="admin")["total"] == 0
 
 
+def test_a_customer_currency_cannot_change_while_items_in_the_old_one_are_open(customer):
+    """Exposure is summed in the customer's currency: the open CNY items dropped out of it,
+    and a USD order over the limit then passed the credit check."""
+    customer.ok("POST", "/receivables", json=ITEM)
+    usd = {"name": "C1", "currency": "USD", "credit_limit": "100000.00"}
+    response = customer.call("PUT", "/customers/C1", json=usd)
+
+    assert fields(response, 422) == ["currency"]
+    assert customer.ok("GET", "/customers/C1")["currency"] == "CNY"
+    customer.ok("POST", "/receivables/AR-1/payments", json={**PAYMENT, "amount": ITEM["amount"]})
+    assert customer.call("PUT", "/customers/C1", json=usd).status_code == 200
+
+
 @pytest.mark.parametrize("limit", ["1200.00", "1200", 1200, "+1200.0"])
 def test_a_credit_limit_as_a_decimal_string_or_a_json_integer_is_kept(customer, limit):
     response = customer.call("PUT", "/customers/C1", json={"name": "C1", "credit_limit": limit})
