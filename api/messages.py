@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.requests import actor, field, json_body, runtime, text_field
+from api.requests import actor, field, json_body, refused, runtime, text_field
 from engine.runtime import commands
 
 bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
@@ -20,6 +20,10 @@ def send_message():
     correlation_key = text_field(body, "correlation_key", MAX_TEXT, required=False)
     payload = field(body, "payload", dict, required=False, default={})
     message_id = text_field(body, "message_id", MAX_TEXT, required=False)
+    if message_id is not None and not message_id.strip():
+        # A blank id was kept as a real key: the next message with a blank id, about
+        # anything, got 409 "already used with a different request".
+        raise refused("message_id", "must not be blank; leave it out for no id")
     result = commands.deliver_message(
         runtime(), name, correlation_key, payload, message_id, actor()
     )

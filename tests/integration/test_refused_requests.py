@@ -284,3 +284,16 @@ def test_a_customer_currency_in_letters_outside_ascii_is_refused(api, currency):
     assert response.status_code in (400, 422) and fields(response, response.status_code) == [
         "currency"
     ]
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_message_id_is_refused_naming_it_not_kept_as_a_key(api, blank):
+    """A blank id was stored as a key: the next message with a blank id, about anything else,
+    got 409 "already used with a different request"."""
+    message = {"name": "payment_received", "correlation_key": "SO-BLANK", "message_id": blank}
+
+    response = api.call("POST", "/messages", json={**message, "payload": {"amount": "1.00"}})
+
+    assert fields(response, 422) == ["message_id"]
+    del message["message_id"]
+    assert api.call("POST", "/messages", json=message).status_code == 202
