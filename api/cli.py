@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 
 from api.settings import Settings
@@ -201,6 +202,25 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    """The nightly credit re-score now (DOMAIN §1: "recomputed nightly and on demand")."""
+    from api.bootstrap import bootstrap
+    from engine.rescore import rescore_customers
+
+    container = bootstrap(Settings.from_env())
+    try:
+        rules = getattr(container.runtime.rules, "rules", None)
+        if rules is None:
+            print("no rules engine is wired: nothing to score with", file=sys.stderr)
+            return 1
+        as_of = date.fromisoformat(args.as_of) if args.as_of else None
+        outcomes = rescore_customers(container.runtime, rules, as_of)
+    finally:
+        container.close()
+    print(", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items())) or "none")
+    return 1 if outcomes.get("failed") else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowgate", description="flowgate workflow service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke.add_argument("--name", required=True)
     key_revoke.set_defaults(func=cmd_key_revoke)
     key.add_parser("list", help="API keys with their last use").set_defaults(func=cmd_key_list)
+    rescore = sub.add_parser("rescore", help="re-score every customer's credit now")
+    rescore.add_argument("--as-of", help="the day to score as of (YYYY-MM-DD; default today)")
+    rescore.set_defaults(func=cmd_rescore)
     audit = sub.add_parser("audit").add_subparsers(dest="audit", required=True)
     audit.add_parser("verify", help="verify the audit hash chain").set_defaults(
         func=cmd_audit_verify

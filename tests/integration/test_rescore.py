@@ -244,3 +244,19 @@ def container(database_url: str, tmp_path: Path) -> Iterator[Container]:
     c = make_container(database_url, tmp_path)
     yield c
     c.close()
+
+
+def test_the_re_score_runs_on_demand_from_the_command_line(
+    api: O2CApi, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    """DOMAIN §1: recomputed nightly and on demand (`flowgate rescore`)."""
+    from api.cli import main as cli_main
+
+    history(api, "LATE", paid_on="2026-06-29", grade="A")
+    monkeypatch.setenv("FLOWGATE_DATABASE_URL", database_url)
+    monkeypatch.setenv("FLOWGATE_SECRET_KEY", "test-secret-key")
+
+    assert cli_main(["rescore", "--as-of", "2026-11-23"]) == 0
+
+    assert "downgraded 1" in capsys.readouterr().out
+    assert api.ok("GET", "/customers/LATE/credit", who="carol")["grade"] == "D"
