@@ -88,6 +88,9 @@ class Ruleset:
     rules: tuple[Rule, ...]
     scenarios: tuple[Scenario, ...]
     source: Mapping[str, Any] = field(compare=False, repr=False, default_factory=dict)
+    # `parameters.choices`: the values a string parameter may take. "bogus" for
+    # p_exposure_check was stored, and every credit check quietly used the static exposure.
+    parameter_choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     @property
     def engine_name(self) -> str:
@@ -127,6 +130,7 @@ class Ruleset:
         numbers with a fraction (raise RulesetInvalid)."""
         types = {k: t for k, t in self.parameter_types.items() if not partial or k in raw}
         coerced, errors = _coerce_all(types, raw, "parameters", floats)
+        errors += _outside_choices(self.parameter_choices, coerced, "parameters")
         if errors:
             raise RulesetInvalid(errors)
         return coerced
@@ -223,6 +227,8 @@ def parse_ruleset(data: Mapping[str, Any]) -> Ruleset:
         parameter_types, raw_parameters.get("defaults", {}), "parameters.defaults"
     )
     errors += default_errors
+    choices = _parse_choices(raw_parameters.get("choices", {}), parameter_types, errors)
+    errors += _outside_choices(choices, defaults, "parameters.defaults")
     effective_from = _parse_date(
         raw_parameters.get("effective_from", "2000-01-01"), "parameters.effective_from", errors
     )
@@ -256,7 +262,41 @@ def parse_ruleset(data: Mapping[str, Any]) -> Ruleset:
         rules=tuple(sorted(rules, key=_rule_order)),
         scenarios=tuple(scenarios),
         source=dict(data),
+        parameter_choices=choices,
     )
+
+
+def _parse_choices(
+    raw: Any, types: Mapping[str, str], errors: list[dict[str, Any]]
+) -> dict[str, tuple[Any, ...]]:
+    """`parameters.choices`: {name: [allowed value, ...]} for declared string parameters."""
+    if not isinstance(raw, Mapping):
+        errors.append({"field": "parameters.choices", "message": "must be an object"})
+        return {}
+    choices = {}
+    for name, allowed in raw.items():
+        where = f"parameters.choices.{name}"
+        if types.get(name) != "string":
+            errors.append({"field": where, "message": "only a declared string parameter"})
+        elif (
+            not isinstance(allowed, list)
+            or not allowed
+            or not all(isinstance(value, str) for value in allowed)
+        ):
+            errors.append({"field": where, "message": "must be a non-empty list of strings"})
+        else:
+            choices[name] = tuple(allowed)
+    return choices
+
+
+def _outside_choices(
+    choices: Mapping[str, tuple[Any, ...]], values_: Mapping[str, Any], prefix: str
+) -> list[dict[str, Any]]:
+    return [
+        {"field": f"{prefix}.{name}", "message": f"must be one of {', '.join(allowed)}"}
+        for name, allowed in choices.items()
+        if name in values_ and values_[name] not in allowed
+    ]
 
 
 def _parse_rules(raw: Any, types: dict[str, str], errors: list[dict[str, Any]]) -> list[Rule]:

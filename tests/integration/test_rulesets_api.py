@@ -191,6 +191,23 @@ def test_wrong_parameter_type_names_the_field_and_stores_nothing(client, tokens,
     assert stored_versions(container, ParameterVersion) == [1]
 
 
+def test_a_parameter_outside_its_choices_names_the_field_and_stores_nothing(
+    client, tokens, container
+):
+    """ "bogus" for the exposure check was stored, and every credit check then quietly used the
+    static exposure."""
+    response = client.put(
+        "/api/v1/rulesets/credit/parameters",
+        json={"values": {"p_exposure_check": "bogus"}, "effective_from": "2027-01-01"},
+        headers=tokens["analyst"],
+    )
+    assert response.status_code == 422
+    assert response.json["errors"] == [
+        {"field": "values.p_exposure_check", "message": "must be one of static, dynamic"}
+    ]
+    assert stored_versions(container, ParameterVersion) == [1]
+
+
 def test_parameter_version_is_picked_by_effective_from_against_as_of(client, tokens):
     response = client.put(
         "/api/v1/rulesets/credit/parameters",
