@@ -848,11 +848,15 @@ class O2C:
     def apply_change(self, call: ServiceCall) -> dict[str, Any]:
         """An order edit from the ERP (`order_changed`): new lines, re-checked before shipping."""
         change = call.variables.get("order_changed") or {}
+        order_no = call.variables["order_no"]
+        _names_only(
+            change, "order_no", order_no, "order_changed", f"is not this order ({order_no})"
+        )
         if change.get("lines") is not None:
             sales.validate_order_lines(change["lines"], "order_changed.lines")
         if change.get("requested_ship_date") is not None:
             date_at(change["requested_ship_date"], "order_changed.requested_ship_date")
-        order = sales.get_order(call.session, call.variables["order_no"])
+        order = sales.get_order(call.session, order_no)
         if order.status not in ("entered", "credit_hold", *sales.OPEN_ORDER_STATUSES):
             raise BusinessError("order_shipped", f"order {order.order_no} is already shipped")
         document = {
@@ -871,6 +875,13 @@ class O2C:
         """Cancellation: every posting of the order is reversed, never edited (DOMAIN §5)."""
         order = sales.get_order(call.session, call.variables["order_no"])
         message = call.variables.get("order_cancelled") or {}
+        _names_only(
+            message,
+            "order_no",
+            order.order_no,
+            "order_cancelled",
+            f"is not this order ({order.order_no})",
+        )
         # It ends up in the reversing entries' description (400 characters with the order's).
         reason = optional_text_at(message, "reason", "order_cancelled.reason", 300) or "cancelled"
         reversed_entries = [

@@ -844,3 +844,38 @@ def test_a_reason_longer_than_its_record_is_refused_on_the_form_and_on_cancellat
     assert [e["field"] for e in cancel.json["errors"]] == ["payload.reason"]
     assert api.instance(started["id"])["status"] == "running"
     assert [t["id"] for t in api.open_tasks("SO-15")] == [task["id"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("order_cancelled", {"reason": "r"}),
+        ("order_changed", {"lines": [line("LQ", qty=11)]}),
+    ],
+)
+def test_an_order_message_naming_another_order_is_refused_and_changes_neither(
+    api: O2CApi, name: str, payload: dict
+) -> None:
+    """A message is routed by its correlation key; one whose payload names another order was
+    sent to the wrong process, as a payment or shipment naming another order is."""
+    api.customer("C1")
+    api.lot("L1")
+    api.lot("LQ", status="quarantined")
+    other = api.start("SO-1", "C1", [line()])
+    started = api.start("SO-C8", "C1", [line("LQ")])
+    task = _only_task(api, "SO-C8", "qa_release_task")
+
+    refused = api.message(name, "SO-C8", {**payload, "order_no": "SO-1"})
+
+    assert refused.status_code == 422, refused.json
+    assert [e["field"] for e in refused.json["errors"]] == ["payload.order_no"]
+    assert "SO-C8" in refused.json["errors"][0]["message"]
+    for instance_id in (started["id"], other["id"]):
+        instance = api.instance(instance_id)
+        assert instance["status"] == "running" and instance["incident"] is None
+    assert [t["id"] for t in api.open_tasks("SO-C8")] == [task["id"]]
+    assert _waits(api, other["id"]) == ["shipment_confirmed"]
+    # Neither order was cancelled nor changed: both still count, at their entered value.
+    credit = api.ok("GET", "/customers/C1/credit", who="carol")
+    assert credit["exposure"]["open_orders"] == "4520.00", credit
+    assert "order.cancelled" not in api.outbox_events(started["id"])
