@@ -51,6 +51,8 @@ def create_receivable():
                 str(exc), [{"field": "customer_id", "message": "unknown customer"}]
             ) from None
         currency = _currency(body, customer)
+        if order_no is not None:
+            _not_a_flowgate_order(uow.session, order_no)
         try:
             row = sales.add_receivable(
                 uow.session,
@@ -83,6 +85,18 @@ def _currency(body: dict[str, Any], customer: Customer) -> str:
     if currency != customer.currency:
         raise refused("currency", f"must be the customer's currency, {customer.currency}")
     return currency
+
+
+def _not_a_flowgate_order(session: Session, order_no: str) -> None:
+    """An order an O2C process owns is invoiced by that process (a `flowgate` receivable); an
+    ERP item carrying its number would be counted twice in the customer's exposure, and is
+    neither the process's to collect nor to cancel with the order."""
+    order = session.get(sales.SalesOrder, order_no)
+    if order is not None and order.instance_id is not None:
+        raise refused(
+            "order_no",
+            f"is processed by order-to-cash instance {order.instance_id}, which invoices it",
+        )
 
 
 def _reference(body: dict[str, Any], default: str) -> str:

@@ -889,8 +889,13 @@ class O2C:
             for entry in _entries_of(call.session, order.order_no)
             if entry.reverses_id is None and entry.reversed_by_id is None
         ]
+        # Only the order's own invoice: an ERP item may carry the order's number too (synced
+        # before the order came here), and it is the ERP's to settle, with no posting here.
         for item in call.session.scalars(
-            select(sales.Receivable).where(sales.Receivable.order_no == order.order_no)
+            select(sales.Receivable).where(
+                sales.Receivable.order_no == order.order_no,
+                sales.Receivable.source == "flowgate",
+            )
         ):
             item.status, item.open_amount = "cancelled", ZERO
         for shipped in call.session.scalars(
