@@ -30,9 +30,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.register_blueprint(tasks.delegations_bp)
     app.register_blueprint(audit_bp)
     # Order to cash: ERP master data, postings, outbox and recall (issue 4).
-    from api import customers, journal, lots, outbox, receivables, traceability
+    from api import customers, journal, lots, outbox, receivables, reports, traceability
 
-    for module in (customers, receivables, lots, journal, traceability, outbox):
+    for module in (customers, receivables, lots, journal, traceability, outbox, reports):
         app.register_blueprint(module.bp)
     # Procure to pay: supplier master data and purchase-order views (issue 5).
     from api import purchasing

@@ -338,6 +338,12 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/v1/audit/export": {"get": audit_export},
             "/api/v1/audit/verify": {"get": _op("Verify the audit hash chain (auditor)")},
+            "/api/v1/reports/receivables": {
+                "get": _op(
+                    "Receivables KPIs of an ended period, with their inputs (DOMAIN §1)",
+                    params=_query("from", "to", "currency"),
+                )
+            },
             # Procure to pay (issue 5).
             "/api/v1/suppliers/{id}": {
                 "put": _op(

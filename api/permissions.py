@@ -80,6 +80,10 @@ PERMISSIONS: dict[str, str | frozenset[str]] = {
     "receivables.add_payment": frozenset({"erp_system"}),
     "receivables.add_write_off": frozenset({"erp_system"}),
     "receivables.list_receivables": O2C_READERS,
+    # Credit management and those who answer for receivables (api/reports.py).
+    "reports.receivables_kpis": frozenset(
+        {"auditor", "credit_manager", "collections", "finance_director", "cfo"}
+    ),
     "lots.put_lot": frozenset({"erp_system"}),
     "lots.get_lot_view": ANY,
     "journal.list_entries": O2C_READERS,

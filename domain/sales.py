@@ -176,7 +176,8 @@ class Payment(_AgainstItem, DomainBase):
     __tablename__ = "payment"
     __audited__ = True
 
-    paid_on: Mapped[date] = mapped_column(Date)
+    # Indexed for the KPI report (domain/kpis.py): settlements dated after a period.
+    paid_on: Mapped[date] = mapped_column(Date, index=True)
 
 
 class WriteOff(_AgainstItem, DomainBase):
@@ -185,7 +186,7 @@ class WriteOff(_AgainstItem, DomainBase):
     __tablename__ = "write_off"
     __audited__ = True
 
-    written_off_on: Mapped[date] = mapped_column(Date)
+    written_off_on: Mapped[date] = mapped_column(Date, index=True)
     reason: Mapped[str] = mapped_column(String(400))
 
 
