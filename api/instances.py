@@ -8,14 +8,20 @@ from sqlalchemy.orm import defer
 
 from api.errors import BadRequest
 from api.masking import masked
-from api.requests import actor, field, json_body, page_args, runtime
-from engine.errors import NotFound
+from api.requests import actor, field, json_body, page_args, runtime, text_field
+from engine.errors import Conflict, NotFound
+from engine.handlers import o2c
 from engine.runtime import commands
-from engine.store.tables import DecisionRecord, Instance, InstanceEvent
+from engine.store.tables import DecisionRecord, Instance, InstanceEvent, MessageSubscription
 
 bp = Blueprint("instances", __name__, url_prefix="/api/v1")
 
 STATUSES = {"running", "completed", "cancelled", "incident"}
+# Processes whose model undoes its own work on a cancellation message, with the longest reason
+# it takes: O2C's `order_cancelled` event subprocess reverses the postings and takes the order
+# out of the customer's exposure. Stopping the tokens alone would leave the order open, its
+# number taken and its postings standing, so an admin cancel is sent through that message.
+CANCELLED_BY_MESSAGE = {"order_to_cash": (o2c.CANCEL_MESSAGE, o2c.CANCEL_REASON_MAX)}
 
 
 @bp.post("/processes/<key>/instances")
@@ -119,11 +125,40 @@ def get_instance(instance_id: str):
     return body
 
 
+_LISTENING = select(MessageSubscription).where(
+    MessageSubscription.instance_id == bindparam("instance_id"),
+    MessageSubscription.message_name == bindparam("name"),
+)
+
+
 @bp.post("/instances/<instance_id>/cancel")
 def cancel_instance(instance_id: str):
     body = json_body(required=False)
-    reason = field(body, "reason", str, required=False, default="")
-    return commands.cancel(runtime(), instance_id, reason, actor()).body
+    rt = runtime()
+    with rt.uow(write=False) as uow:
+        instance = uow.session.execute(_INSTANCE, {"instance_id": instance_id}).scalar_one_or_none()
+        by_message = instance is not None and CANCELLED_BY_MESSAGE.get(instance.process_key)
+        if not by_message or instance.status in ("completed", "cancelled"):
+            reason = field(body, "reason", str, required=False, default="")
+            return commands.cancel(rt, instance_id, reason, actor()).body
+        name, longest = by_message
+        params = {"instance_id": instance_id, "name": name}
+        subscription = uow.session.execute(_LISTENING, params).scalars().first()
+        if subscription is None:
+            raise Conflict(
+                f"instance {instance_id} is not listening for '{name}', which cancels"
+                f" {instance.process_key} and undoes its work; cancelling it here would not"
+            )
+        key = subscription.correlation_key
+    reason = text_field(body, "reason", longest, required=False)
+    payload = {"reason": reason} if reason and reason.strip() else {}
+    delivered = commands.deliver_message(rt, name, key, payload, None, actor())
+    if delivered.status_code != 200:
+        # It ended (paid and closed, say) since it was looked at; the buffered message expires.
+        raise Conflict(f"instance {instance_id} ended before '{name}' reached it")
+    with rt.uow(write=False) as uow:
+        instance = uow.session.execute(_INSTANCE, {"instance_id": instance_id}).scalar_one()
+        return {**commands.instance_summary(uow, instance), "cancelled_by": name}
 
 
 @bp.post("/instances/<instance_id>/retry")

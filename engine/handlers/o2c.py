@@ -53,6 +53,13 @@ ZERO = Decimal("0.00")
 APPROVAL_TASK = "approve_credit"
 # The N-eyes approval; its idle timer shares the first approval's escalation service task.
 SECOND_APPROVAL_TASK = "approve_credit_second"
+# The model's cancellation (an interrupting event subprocess), which undoes the order; an
+# admin cancel of an O2C instance is sent through it too (api/instances.py).
+CANCEL_MESSAGE = "order_cancelled"
+# The reason ends up in the reversing entries' description (400 characters with the order's).
+CANCEL_REASON_MAX = 300
+# An order number is used once: its invoice (INV-<order>) and receivable are keyed by it.
+ENDED_ORDER_STATUSES = frozenset({"closed", "rejected", "cancelled"})
 SHELF_LIFE_RULES = ("shelf_life_below_minimum", "shelf_life_below_agreed_minimum")
 LOT_STATUS_RULES = frozenset({"lot_quarantined", "lot_not_released"})
 # Every invoice marks its order's shipped units: built once, as the domain's hot reads are.
@@ -188,6 +195,12 @@ class O2C:
         taken = call.session.get(sales.SalesOrder, order["order_no"])
         if taken is not None and taken.instance_id not in (None, call.instance_id):
             # A second process for one order would ship, invoice and post it twice.
+            if taken.status in ENDED_ORDER_STATUSES:
+                raise InvalidInput(
+                    "order.order_no",
+                    f"was {taken.status} by instance {taken.instance_id}; a new order needs"
+                    " a new number",
+                )
             raise InvalidInput(
                 "order.order_no", f"is already being processed by instance {taken.instance_id}"
             )
@@ -873,17 +886,23 @@ class O2C:
 
     def cancel(self, call: ServiceCall) -> dict[str, Any]:
         """Cancellation: every posting of the order is reversed, never edited (DOMAIN §5)."""
-        order = sales.get_order(call.session, call.variables["order_no"])
-        message = call.variables.get("order_cancelled") or {}
+        message = call.variables.get(CANCEL_MESSAGE) or {}
+        # Before register_order has run (an incident there: an unknown customer) the instance
+        # has no order number yet; its business key is the order's (README).
+        registered = call.variables.get("order_no")
+        order_no = registered or call.business_key
         _names_only(
-            message,
-            "order_no",
-            order.order_no,
-            "order_cancelled",
-            f"is not this order ({order.order_no})",
+            message, "order_no", order_no, CANCEL_MESSAGE, f"is not this order ({order_no})"
         )
-        # It ends up in the reversing entries' description (400 characters with the order's).
-        reason = optional_text_at(message, "reason", "order_cancelled.reason", 300) or "cancelled"
+        reason = (
+            optional_text_at(message, "reason", f"{CANCEL_MESSAGE}.reason", CANCEL_REASON_MAX)
+            or "cancelled"
+        )
+        order = call.session.get(sales.SalesOrder, registered) if registered else None
+        if order is None:
+            # Never registered: nothing was recorded or posted for it, so nothing to undo.
+            call.emit("order.cancelled", {"order_no": order_no, "reason": reason})
+            return {"cancelled": True}
         reversed_entries = [
             reverse(call.session, entry, f"cancellation of {order.order_no}: {reason}")
             for entry in _entries_of(call.session, order.order_no)
