@@ -189,11 +189,17 @@ def int_arg(name: str) -> int | None:
 
 
 def page_args() -> tuple[int, int]:
+    """`page` and `page_size`; a bad one is a 400 naming it, as every other field is."""
+    page = _page_arg("page", "1", MAX_INT // MAX_PAGE_SIZE)
+    return page, _page_arg("page_size", "50", MAX_PAGE_SIZE)
+
+
+def _page_arg(name: str, default: str, most: int) -> int:
+    message = f"must be an integer from 1 to {most}"
     try:
-        page = int(request.args.get("page", "1"))
-        size = int(request.args.get("page_size", "50"))
+        value = int(request.args.get(name, default))
     except ValueError:
-        raise BadRequest("page and page_size must be integers") from None
-    if not 1 <= page <= MAX_INT // MAX_PAGE_SIZE or not 1 <= size <= MAX_PAGE_SIZE:
-        raise BadRequest(f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}")
-    return page, size
+        value = 0
+    if not 1 <= value <= most:
+        raise BadRequest(f"'{name}' {message}", [{"field": name, "message": message}])
+    return value

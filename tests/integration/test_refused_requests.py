@@ -297,3 +297,12 @@ def test_a_blank_message_id_is_refused_naming_it_not_kept_as_a_key(api, blank):
     assert fields(response, 422) == ["message_id"]
     del message["message_id"]
     assert api.call("POST", "/messages", json=message).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("page=0", "page"), ("page=x", "page"), ("page_size=0", "page_size"),
+     ("page_size=100000", "page_size")],
+)  # fmt: skip
+def test_a_bad_page_or_page_size_is_refused_naming_it(api, query, field):
+    assert fields(api.call("GET", f"/instances?{query}", who="admin"), 400) == [field]
