@@ -223,9 +223,14 @@ def validate_order_lines(lines: Any, prefix: str) -> None:
 
 def validate_shipment(message: Any, name: str = "shipment_confirmed") -> None:
     """The ERP's shipment confirmation, readable before it is matched against the order; a
-    shipment that reads but differs from the order (a short line, a wrong UDI) is a hold."""
+    shipment that reads but differs from the order (a short line, a wrong UDI) is a hold.
+
+    All of it is read here, before any hold: a held shipment waits for corrected data, and a
+    date that cannot be read would only be found at goods issue, after it was kept."""
     if not isinstance(message, dict):
         raise InvalidInput(name, "must be an object with lines")
+    if message.get("ship_date") not in (None, ""):  # none: shipped on the day it is confirmed
+        date_at(message["ship_date"], f"{name}.ship_date")
     for where, line in numbered_lines(message.get("lines"), f"{name}.lines"):
         positive_int_at(line.get("qty"), f"{where}.qty")
         udis = line.get("udis")
