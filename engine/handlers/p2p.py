@@ -878,10 +878,16 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
             "payment_executed.invoice_no", f"is not this PO's invoice ({invoice.invoice_no})"
         )
     paid = cents_at(message.get("amount"), "payment_executed.amount")
-    if paid > invoice.gross_total:
-        # An overpayment would post a negative discount; it is the ERP's to book.
+    # Whatever the payment falls short of the total is posted as the discount taken, so only
+    # the discount the decision allowed when it picked the discount date may be missing
+    # (`payment.requested`): a part payment was booked as a discount and closed the PO. The
+    # full total is the ERP forgoing that discount; an overpayment is the ERP's to book.
+    requested = invoice.gross_total - Decimal(call.variables.get("discount_amount") or "0")
+    if paid not in (requested, invoice.gross_total):
         raise p2p.ProcurementError(
-            "payment_executed.amount", f"exceeds the invoice total {invoice.gross_total}"
+            "payment_executed.amount",
+            f"must be the {requested} requested"
+            + ("" if requested == invoice.gross_total else f" or the total {invoice.gross_total}"),
         )
     paid_on = date_at(message.get("paid_on"), "payment_executed.paid_on", call.now.date())
     dims = _po_dims(po, invoice_no=invoice.invoice_no)

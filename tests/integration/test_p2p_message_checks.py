@@ -1,0 +1,110 @@
+"""P2P messages the process must not apply as sent (DOMAIN §4, §5): a payment other than the
+one requested, a message naming another PO, a receipt of another product than the PO line's,
+an invoice beyond the amounts the match can compare. Each is refused with a 422 naming the
+field, nothing of it is kept, and the process keeps waiting for a usable one."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.integration.p2p_support import GTIN, P2PApi, make_api
+
+LONG_DATED = date(2028, 12, 31)
+
+
+@pytest.fixture
+def api(container) -> P2PApi:
+    p2p = make_api(container)
+    p2p.supplier()  # 2/10 net 30
+    return p2p
+
+
+def ordered(api: P2PApi, req_no: str, qty: int, price: str = "35.00") -> None:
+    line = {"line_no": 1, "sku": "SKU-1", "gtin": GTIN, "qty": qty, "unit_price": price}
+    api.start(req_no, [line])  # under 10,000: approved at once and the PO issued
+
+
+def received_and_released(api: P2PApi, qty: int, receipt_no: str = "GR-1") -> None:
+    api.receive(receipt_no, (1, f"L-{receipt_no}", qty, LONG_DATED))
+    api.done("incoming_inspection", "quinn", result="pass")
+
+
+def send(api: P2PApi, name: str, payload: dict[str, Any], correlation_key: str = "") -> Any:
+    body = {"name": name, "correlation_key": correlation_key or api.po_no, "payload": payload}
+    return api.call("POST", "/messages", json=body)
+
+
+def refused_fields(response: Any) -> list[str]:
+    assert response.status_code == 422, response.json
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    return [error["field"] for error in response.json["errors"]]
+
+
+def waiting_at(api: P2PApi) -> list[str]:
+    instance = api.instance()
+    assert instance["status"] == "running" and instance["incident"] is None, instance
+    return [w["element_id"] for w in instance["waiting_for"] if w["type"] == "message"]
+
+
+# --- 1. a payment is what was requested -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("invoice_age_days", "paid"),
+    [
+        (60, "100.00"),  # past its discount date: 692.13 was booked as a "discount"
+        (60, "776.29"),  # the 2 % discount, though the discount date had passed
+        (0, "700.00"),  # on the discount date, but less than the total less the discount
+    ],
+)
+def test_a_payment_other_than_the_one_requested_is_refused_and_the_invoice_stays_unpaid(
+    api, invoice_age_days, paid
+):
+    ordered(api, "PR-7010", qty=701, price="1.00")
+    received_and_released(api, 701)
+    invoice_date = api.today - timedelta(days=invoice_age_days)
+    api.invoice("PI-701", [(1, 701, "1.00")], "91.13", "792.13", invoice_date=invoice_date)
+    if invoice_age_days == 0:
+        api.wait_for_payment_date()
+    [request] = api.payloads("payment.requested")
+    payment = {"po_no": api.po_no, "invoice_no": "PI-701", "paid_on": request["pay_on"]}
+
+    refused = send(api, "payment_executed", {**payment, "amount": paid})
+
+    assert refused_fields(refused) == ["payload.amount"]
+    assert request["amount"] in refused.json["errors"][0]["message"]
+    assert waiting_at(api) == ["wait_payment"]
+    assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
+    assert [i["status"] for i in api.purchase_order()["invoices"]] == ["posted"]
+    assert api.purchase_order()["status"] == "open"
+    # The ERP pays what was asked: posted, with the discount only where it was allowed.
+    api.message("payment_executed", {**payment, "amount": request["amount"]})
+    assert api.instance()["status"] == "completed"
+    discount = Decimal(request["discount"])
+    assert discount == (Decimal("15.84") if invoice_age_days == 0 else 0)
+    expected = {"2202": Decimal("792.13"), "1002": -Decimal(request["amount"])}
+    assert api.journal()[-1] == (
+        "vendor_payment",
+        expected | ({"660302": -discount} if discount else {}),
+    )
+
+
+def test_a_payment_of_the_full_total_instead_of_the_discounted_amount_takes_no_discount(api):
+    ordered(api, "PR-7011", qty=701, price="1.00")
+    received_and_released(api, 701)
+    api.invoice("PI-711", [(1, 701, "1.00")], "91.13", "792.13")
+    api.wait_for_payment_date()
+    [request] = api.payloads("payment.requested")
+    assert (request["amount"], request["discount"]) == ("776.29", "15.84")
+
+    api.message("payment_executed", {"invoice_no": "PI-711", "amount": "792.13"})
+
+    assert api.instance()["status"] == "completed"
+    assert api.journal()[-1] == (
+        "vendor_payment",
+        {"2202": Decimal("792.13"), "1002": Decimal("-792.13")},
+    )
