@@ -112,6 +112,29 @@ def _po(call: ServiceCall) -> p2p.PurchaseOrder:
     return p2p.require_po(call.session, call.variables["po_no"])
 
 
+def _refuse_other_po(call: ServiceCall, message: Mapping[str, Any], name: str, po_no: str) -> None:
+    """A message whose payload names another PO than the one it was correlated to is refused:
+    applied here, a receipt, invoice, payment or closure meant for one PO changed another.
+
+    Either number of this PO will do (the ERP's own is an alias, see `adopt_erp_po_number`),
+    and a payload without `po_no` is taken as meant for the PO it was correlated to.
+    """
+    named = message.get("po_no")
+    if named is None or named == "":
+        return
+    if isinstance(named, bool) or not isinstance(named, str | int):
+        raise p2p.ProcurementError(f"{name}.po_no", "must be a PO number")
+    named = str(named).strip()
+    if named == po_no:
+        return
+    alias = call.session.get(CorrelationAlias, named[:64])
+    if alias is not None and alias.canonical == po_no:
+        return
+    raise p2p.ProcurementError(
+        f"{name}.po_no", f"names PO {named[:64]}, but the message was correlated to PO {po_no}"
+    )
+
+
 def _po_dims(po: p2p.PurchaseOrder, **extra: str | None) -> dict[str, str | None]:
     return {
         "supplier_id": po.supplier_id,
@@ -382,6 +405,7 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
     session, as_of = call.session, _as_of(call)
     message = _message(call, "goods_received")
     po = _po(call)
+    _refuse_other_po(call, message, "goods_received", po.po_no)
     # Limits are the columns' (domain/procurement.py): past them PostgreSQL refuses the row.
     receipt_no = optional_text_at(message, "receipt_no", "goods_received.receipt_no", 64)
     if not receipt_no:
@@ -558,6 +582,7 @@ def check_duplicate_invoice(call: ServiceCall) -> dict[str, Any]:
     session = call.session
     message = _message(call, "vendor_invoice")
     po = _po(call)
+    _refuse_other_po(call, message, "vendor_invoice", po.po_no)
     # The column widths (domain/procurement.py): past them PostgreSQL refuses the row.
     invoice_no = optional_text_at(message, "invoice_no", "vendor_invoice.invoice_no", 64) or ""
     invoice_no = invoice_no.strip()
@@ -873,6 +898,7 @@ def post_payment(call: ServiceCall, accounts: AccountMap) -> dict[str, Any]:
     message = _message(call, "payment_executed")
     invoice = _invoice(call)
     po = p2p.require_po(session, invoice.po_no)
+    _refuse_other_po(call, message, "payment_executed", po.po_no)
     if message.get("invoice_no") not in (None, "", invoice.invoice_no):
         raise p2p.ProcurementError(
             "payment_executed.invoice_no", f"is not this PO's invoice ({invoice.invoice_no})"
@@ -921,6 +947,7 @@ def close_purchase_order(call: ServiceCall) -> dict[str, Any]:
     it) while an invoice or an inspection is open, since closing would orphan it.
     """
     message = _message(call, "po_closed")
+    _refuse_other_po(call, message, "po_closed", str(call.variables.get("po_no") or ""))
     reason = str(message.get("reason") or "").strip()
     if not reason:
         raise p2p.ProcurementError("po_closed.reason", "is required")

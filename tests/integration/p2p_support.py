@@ -4,10 +4,15 @@ events)."""
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +220,38 @@ class P2PApi(ApiClient):
                     )
                 result.append((entry.kind, amounts))
             return result
+
+
+@contextmanager
+def erp_numbering_pos(api: P2PApi, erp_po_no: str) -> Iterator[None]:
+    """An ERP webhook that answers `po.issued` with its own PO number (DESIGN §4); within, a
+    PO issued and the outbox dispatched takes that number as its alias."""
+
+    class ERP(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = b"{}"
+            if event["type"] == "po.issued":
+                answer = json.dumps({"po_no": erp_po_no}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    erp = ThreadingHTTPServer(("127.0.0.1", 0), ERP)
+    threading.Thread(target=erp.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{erp.server_address[1]}/events"
+        body = {"url": url, "events": ["*"], "secret": "s" * 32}
+        api.ok("POST", "/webhooks", who="admin", json=body)
+        yield
+    finally:
+        erp.shutdown()
+        erp.server_close()
 
 
 USERS = {

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.p2p_support import GTIN, P2PApi, make_api
+from tests.integration.p2p_support import GTIN, P2PApi, erp_numbering_pos, make_api, udi
 
 LONG_DATED = date(2028, 12, 31)
 
@@ -108,3 +108,70 @@ def test_a_payment_of_the_full_total_instead_of_the_discounted_amount_takes_no_d
         "vendor_payment",
         {"2202": Decimal("792.13"), "1002": Decimal("-792.13")},
     )
+
+
+# --- 2. a message is about the PO it is correlated to ----------------------------------------
+
+
+def test_a_message_naming_another_po_is_refused_and_neither_po_changes(api):
+    ordered(api, "PR-7020", qty=100)
+    other, other_instance = api.po_no, api.instance_id
+    ordered(api, "PR-7021", qty=100)  # the PO the messages below are correlated to
+    elsewhere = {"po_no": other}
+    invoice = {"invoice_no": "INV-21", "invoice_date": (api.today - timedelta(days=60)).isoformat()}
+    invoice |= {"lines": [{"line_no": 1, "qty": 100, "unit_price": "35.00"}]}
+    invoice |= {"tax_amount": "455.00", "total": "3955.00"}
+    line = {"line_no": 1, "qty": 100, "gtin": GTIN, "lot": "L-21"}
+    line |= {"expiry_date": LONG_DATED.isoformat(), "udi": udi("L-21", LONG_DATED)}
+
+    closing = send(api, "po_closed", {**elsewhere, "reason": "vendor out of stock"})
+    assert refused_fields(closing) == ["payload.po_no"]
+    assert other in closing.json["errors"][0]["message"]
+    assert waiting_at(api) == ["wait_goods"]
+
+    receipt = send(api, "goods_received", {**elsewhere, "receipt_no": "GR-21", "lines": [line]})
+    assert refused_fields(receipt) == ["payload.po_no"]
+    assert api.purchase_order()["receipts"] == []
+    received_and_released(api, 100)
+
+    billed = send(api, "vendor_invoice", {**elsewhere, **invoice})
+    assert refused_fields(billed) == ["payload.po_no"]
+    assert api.purchase_order()["invoices"] == []
+    api.message("vendor_invoice", invoice)
+
+    payment = {"invoice_no": "INV-21", "amount": "3955.00"}
+    paid = send(api, "payment_executed", {**elsewhere, **payment})
+    assert refused_fields(paid) == ["payload.po_no"]
+    assert waiting_at(api) == ["wait_payment"]
+    api.message("payment_executed", payment)
+
+    assert api.instance()["status"] == "completed"
+    assert api.purchase_order()["status"] == "closed"
+    api.po_no, api.instance_id = other, other_instance  # what the refused messages named
+    assert waiting_at(api) == ["wait_goods"]
+    assert api.purchase_order()["status"] == "open"
+    assert api.purchase_order()["receipts"] == [] and api.purchase_order()["invoices"] == []
+    assert api.journal() == []
+
+
+def test_a_message_may_name_the_po_by_its_own_or_the_erps_number(api):
+    from engine.scheduler import dispatch_outbox
+
+    with erp_numbering_pos(api, "4500000722"):
+        ordered(api, "PR-7022", qty=100)
+        assert dispatch_outbox(api.container.runtime) >= 2
+    ours = api.po_no
+    line = {"line_no": 1, "qty": 100, "gtin": GTIN, "lot": "L-22"}
+    line |= {"expiry_date": LONG_DATED.isoformat(), "udi": udi("L-22", LONG_DATED)}
+
+    # Sent under the ERP's number, naming flowgate's; and the other way round.
+    receipt = {"po_no": ours, "receipt_no": "GR-22", "lines": [line]}
+    assert send(api, "goods_received", receipt, correlation_key="4500000722").status_code == 200
+    api.done("incoming_inspection", "quinn", result="pass")
+    invoice = {"po_no": "4500000722", "invoice_no": "INV-22", "invoice_date": api.today.isoformat()}
+    invoice |= {"lines": [{"line_no": 1, "qty": 100, "unit_price": "35.00"}]}
+    invoice |= {"tax_amount": "455.00", "total": "3955.00"}
+    assert send(api, "vendor_invoice", invoice, correlation_key=ours).status_code == 200
+
+    assert [i["invoice_no"] for i in api.purchase_order()["invoices"]] == ["INV-22"]
+    assert [w["type"] for w in api.instance()["waiting_for"]] == ["timer"]  # the discount date

@@ -11,7 +11,14 @@ from sqlalchemy import select
 
 from domain.inventory import fefo_lots
 from engine.store.tables import OutboxMessage
-from tests.integration.p2p_support import GTIN, SUPPLIER, P2PApi, make_api, udi
+from tests.integration.p2p_support import (
+    GTIN,
+    SUPPLIER,
+    P2PApi,
+    erp_numbering_pos,
+    make_api,
+    udi,
+)
 
 LONG_DATED = date(2028, 12, 31)
 
@@ -1045,38 +1052,11 @@ def test_invoice_with_a_comma_price_is_refused_and_the_corrected_one_is_matched(
 
 def test_the_erps_own_po_number_from_its_answer_to_po_issued_correlates_later_messages(api):
     """DESIGN §4: the PO number is PO-<req_no> unless the ERP returns another."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from engine.scheduler import dispatch_outbox
 
-    class ERP(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            answer = b"{}"
-            if event["type"] == "po.issued":
-                answer = json.dumps({"po_no": "4500000123"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    erp = ThreadingHTTPServer(("127.0.0.1", 0), ERP)
-    threading.Thread(target=erp.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{erp.server_address[1]}/events"
-        api.ok("POST", "/webhooks", who="admin", json={"url": url, "events": ["*"],
-                                                       "secret": "s" * 32})  # fmt: skip
+    with erp_numbering_pos(api, "4500000123"):
         small_requisition(api, "PR-2077")
         assert dispatch_outbox(api.container.runtime) >= 2
-    finally:
-        erp.shutdown()
-        erp.server_close()
     assert api.purchase_order()["erp_po_no"] == "4500000123"
     by_erp_number = api.ok("GET", "/purchase-orders/4500000123", who="auditor")
     assert by_erp_number["po_no"] == "PO-PR-2077"
