@@ -430,6 +430,14 @@ def check_goods_receipt(call: ServiceCall, accounts: AccountMap) -> dict[str, An
         qty = positive_int_at(line.get("qty"), f"{where}.qty")
         expiry = date_at(line.get("expiry_date"), f"{where}.expiry_date")
         po_line = po_lines.get(line_no)
+        ordered_gtin = po_line.gtin.zfill(14) if po_line is not None and po_line.gtin else None
+        if ordered_gtin not in (None, gtin):
+            # The receipt contradicts the PO, as an over-delivery does: an ERP books a receipt
+            # against the PO item's product, so this is a wrong line or GTIN in the message,
+            # for the ERP to correct. Taken, another product was counted as the one ordered.
+            raise p2p.ProcurementError(
+                f"{where}.gtin", f"is not the GTIN {ordered_gtin} of PO line {line_no}"
+            )
         valid, matches = _udi_facts(line, gtin, lot, expiry, as_of)
         decision = _decide(
             call,

@@ -10,10 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from domain.inventory import Lot
 from tests.integration.p2p_support import GTIN, P2PApi, erp_numbering_pos, make_api, udi
 
 LONG_DATED = date(2028, 12, 31)
+OTHER_GTIN = "04012345678901"  # a valid GTIN, of another product than the PO's
 
 
 @pytest.fixture
@@ -175,3 +178,30 @@ def test_a_message_may_name_the_po_by_its_own_or_the_erps_number(api):
 
     assert [i["invoice_no"] for i in api.purchase_order()["invoices"]] == ["INV-22"]
     assert [w["type"] for w in api.instance()["waiting_for"]] == ["timer"]  # the discount date
+
+
+# --- 3. a receipt is of the product ordered --------------------------------------------------
+
+
+def test_a_receipt_of_another_product_than_the_po_line_is_refused_naming_its_gtin(api):
+    ordered(api, "PR-7030", qty=100)
+    line = {"line_no": 1, "qty": 100, "gtin": OTHER_GTIN, "lot": "L-30"}
+    line |= {"expiry_date": LONG_DATED.isoformat(), "udi": udi("L-30", LONG_DATED, OTHER_GTIN)}
+
+    refused = send(
+        api, "goods_received", {"po_no": api.po_no, "receipt_no": "GR-30", "lines": [line]}
+    )
+
+    assert refused_fields(refused) == ["payload.lines[0].gtin"]
+    assert GTIN in refused.json["errors"][0]["message"]
+    assert waiting_at(api) == ["wait_goods"]
+    assert api.purchase_order()["receipts"] == [] and api.journal() == []
+    assert api.purchase_order()["lines"][0]["qty_received"] == 0
+    with api.container.runtime.uow(write=False) as uow:
+        assert uow.session.scalars(select(Lot).where(Lot.gtin == OTHER_GTIN)).all() == []
+    # The PO's product, written as its GTIN-13, is the same product (compared as 14 digits).
+    same = line | {"gtin": GTIN.lstrip("0"), "udi": udi("L-30", LONG_DATED)}
+    receipt = {"po_no": api.po_no, "receipt_no": "GR-30", "lines": [same]}
+    assert send(api, "goods_received", receipt).status_code == 200
+    assert api.task("incoming_inspection")["candidate_groups"] == ["qa_manager"]
+    assert api.purchase_order()["lines"][0]["qty_received"] == 100
