@@ -7,7 +7,7 @@ transaction. Thresholds are not here: they live in the rulesets (`rules/procurem
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,6 +32,7 @@ from domain.fields import (
     MAX_AMOUNT,
     gtin_at,
     int_at,
+    numbered_lines,
     optional_text_at,
     positive_int_at,
     tax_rate_at,
@@ -552,6 +553,41 @@ def prior_invoices(session: Session, invoice: VendorInvoice) -> list[VendorInvoi
             )
         )
     )
+
+
+def parse_invoice_lines(
+    raw: Any, po_lines: Mapping[int, PurchaseOrderLine], prefix: str = "vendor_invoice.lines"
+) -> list[tuple[int, int, Decimal]]:
+    """An invoice's `(line_no, qty, unit_price)`, or ProcurementError naming the first bad field.
+
+    The three-way match compares each line's amount and its price variance against the PO in
+    the rules engine, which is exact only below MAX_AMOUNT (domain.fields): a unit price of
+    99,999,999,999 for 100 units was taken and left an incident at the match that no retry
+    could fix. Each line, at its own price and at the PO's (the variance lies between the
+    two), and all lines together stay below it.
+    """
+    lines, total = [], ZERO
+    for where, line in numbered_lines(raw, prefix):
+        qty = positive_int_at(line.get("qty"), f"{where}.qty")
+        price = unit_price_at(line.get("unit_price"), f"{where}.unit_price")
+        amount = price * qty
+        if amount >= MAX_AMOUNT:
+            raise ProcurementError(
+                f"{where}.unit_price",
+                f"times qty {qty} makes {amount:,}, which must be less than {MAX_AMOUNT:,.0f}",
+            )
+        ordered = po_lines.get(line["line_no"])
+        if ordered is not None and ordered.unit_price * qty >= MAX_AMOUNT:
+            raise ProcurementError(
+                f"{where}.qty",
+                f"at the PO price {ordered.unit_price} makes {ordered.unit_price * qty:,}, "
+                f"which must be less than {MAX_AMOUNT:,.0f}",
+            )
+        total += amount
+        lines.append((line["line_no"], qty, price))
+    if total >= MAX_AMOUNT:
+        raise ProcurementError(prefix, f"must total less than {MAX_AMOUNT:,.0f}")
+    return lines
 
 
 def register_invoice(

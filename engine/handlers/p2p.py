@@ -30,7 +30,6 @@ from domain.fields import (
     numbered_lines,
     optional_text_at,
     positive_int_at,
-    unit_price_at,
 )
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry
@@ -597,14 +596,7 @@ def check_duplicate_invoice(call: ServiceCall) -> dict[str, Any]:
     if not invoice_no:
         raise p2p.ProcurementError("vendor_invoice.invoice_no", "is required")
     entered_by = optional_text_at(message, "entered_by", "vendor_invoice.entered_by", 200)
-    lines = [
-        (
-            line["line_no"],
-            positive_int_at(line.get("qty"), f"{where}.qty"),
-            unit_price_at(line.get("unit_price"), f"{where}.unit_price"),
-        )
-        for where, line in numbered_lines(message.get("lines"), "vendor_invoice.lines")
-    ]
+    lines = p2p.parse_invoice_lines(message.get("lines"), p2p.po_lines(session, po.po_no))
     invoice = p2p.register_invoice(
         session,
         po,

@@ -205,3 +205,40 @@ def test_a_receipt_of_another_product_than_the_po_line_is_refused_naming_its_gti
     assert send(api, "goods_received", receipt).status_code == 200
     assert api.task("incoming_inspection")["candidate_groups"] == ["qa_manager"]
     assert api.purchase_order()["lines"][0]["qty_received"] == 100
+
+
+# --- 4. an invoice's amounts are within what the match compares ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("po_line", "invoice_lines", "total", "field"),
+    [
+        # 9,999,999,999,900 for one line: the match's price variance could not be compared.
+        ((100, "35.00"), [(1, 100, "99999999999")], "3955.00", "payload.lines[0].unit_price"),
+        # Cheap on the invoice, but 19 trillion at the PO's price: the same variance.
+        ((1, "9000.00"), [(1, 2**31 - 1, "0.0001")], "214748.36", "payload.lines[0].qty"),
+        # Each line under the limit, together past it.
+        ((100, "35.00"), [(n, 1, "90000000000") for n in range(1, 12)], "3955.00", "payload.lines"),
+        ((100, "35.00"), [(1, 100, "35.00")], "100000000000.00", "payload.total"),
+    ],
+)
+def test_an_invoice_beyond_the_amounts_the_match_compares_is_refused_naming_it(
+    api, po_line, invoice_lines, total, field
+):
+    qty, price = po_line
+    ordered(api, "PR-7040", qty=qty, price=price)
+    received_and_released(api, qty)
+    invoice = {"po_no": api.po_no, "invoice_no": "INV-40", "invoice_date": api.today.isoformat()}
+    invoice |= {"tax_amount": "0.00", "total": total}
+    invoice |= {"lines": [{"line_no": n, "qty": q, "unit_price": p} for n, q, p in invoice_lines]}
+
+    refused = send(api, "vendor_invoice", invoice)
+
+    assert refused_fields(refused) == [field]
+    assert "100,000,000,000" in refused.json["errors"][0]["message"]
+    assert waiting_at(api) == ["wait_invoice"]
+    assert api.purchase_order()["invoices"] == []
+    net = Decimal(price) * qty
+    api.invoice("INV-40", [(1, qty, price)], tax_amount="0.00", total=str(net))
+    assert ("three_way_match", "pass") in api.decided()
+    assert [kind for kind, _ in api.journal()] == ["goods_receipt", "vendor_invoice"]
