@@ -302,6 +302,25 @@ _RECEIVABLE = select(Receivable).where(Receivable.document_no == bindparam("docu
 _RECEIVABLE_LOCKED = for_update(_RECEIVABLE)
 
 
+_SHIPPED_SERIALS = (
+    select(ShipmentUnit.serial, ShipmentUnit.order_no)
+    .join(SalesOrder, SalesOrder.order_no == ShipmentUnit.order_no)
+    .where(
+        ShipmentUnit.gtin == bindparam("gtin"),
+        ShipmentUnit.serial.in_(bindparam("serials", expanding=True)),
+        SalesOrder.status != "cancelled",
+    )
+)
+
+
+def shipped_serials(session: Session, gtin: str, serials: list[str]) -> dict[str, str]:
+    """Which of a GTIN's `serials` went to a customer already, each with its order. A serial
+    names one unit (GS1: unique per GTIN); the units of a cancelled order came back into stock
+    (o2c.cancel) and may ship again."""
+    rows = session.execute(_SHIPPED_SERIALS, {"gtin": gtin, "serials": serials})
+    return {serial: order_no for serial, order_no in rows}
+
+
 def releases(session: Session, order_no: str, kind: str | None = None) -> list[HoldRelease]:
     params = {"order_no": order_no, "kind": kind} if kind is not None else {"order_no": order_no}
     return list(session.scalars(_RELEASES_OF_KIND[kind is not None], params))

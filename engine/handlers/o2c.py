@@ -27,7 +27,7 @@ from domain import sales
 from domain.customers import Customer, get_customer
 from domain.errors import BusinessError, InvalidInput
 from domain.fields import cents_at, date_at, decimal_at, optional_text_at
-from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, set_status
+from domain.inventory import Lot, fefo_lots, get_lot, issue_lot, require_lot, set_status
 from domain.journal import AccountMap, Line, reverse
 from domain.records import JournalEntry, JournalLine
 from engine.decisions import record_decision, store_decision
@@ -43,7 +43,7 @@ from rules.shipment import (
     required_shelf_life_days,
     shipment_facts,
 )
-from rules.udi import parse_udi
+from rules.udi import UdiError, parse_udi
 
 if TYPE_CHECKING:
     from engine.services import ServiceCall, ServiceRegistry
@@ -590,6 +590,7 @@ class O2C:
             r.line_no for r in sales.releases(call.session, order.order_no, "shelf_life_override")
         }
         shipped = {int(x.get("line_no", 0)): x for x in message.get("lines") or []}
+        serialised: list[tuple[int, Lot, list[str]]] = []
         if set(shipped) != set(by_no):
             problems.append(f"shipped lines {sorted(shipped)} are not the order's {sorted(by_no)}")
         for line_no, confirmed in sorted(shipped.items()):
@@ -606,6 +607,7 @@ class O2C:
             if lot is None:
                 problems.append(f"line {line_no}: lot {line['lot']} unknown")
                 continue
+            serialised.append((line_no, lot, udis))
             unit_line = ShipmentLine(order.order_no, line_no, line["gtin"], lot_record(lot))
             for udi in udis:
                 facts = shipment_facts(
@@ -625,6 +627,7 @@ class O2C:
                 ]
                 if reasons:
                     problems.append(f"line {line_no} UDI {udi}: {'; '.join(reasons)}")
+        problems += _repeated_serials(call.session, serialised, as_of)
         call.session.flush()
         if checked:
             # In the history too, as every other decision of the order is (a held UDI was
@@ -928,6 +931,46 @@ class O2C:
         for entry in reversed_entries:
             announce(call, entry)
         return {"cancelled": True}
+
+
+def _serial_of(udi: str, as_of: date) -> str | None:
+    try:
+        return parse_udi(udi, reference_date=as_of).serial or None
+    except UdiError:
+        return None  # unreadable: the `shipment` rules hold it already
+
+
+def _repeated_serials(
+    session: Session, shipped: list[tuple[int, Lot, list[str]]], as_of: date
+) -> list[str]:
+    """DOMAIN §2: every shipped unit is traced by its UDI, and a serial names one unit. One
+    given twice in the shipment, or shipped on another order before, leaves a unit untraced:
+    a data error, held for corrected data like a UDI that disagrees with its line."""
+    problems: list[str] = []
+    given: set[tuple[str, str]] = set()
+    by_lot: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for line_no, lot, udis in shipped:
+        for udi in udis:
+            serial = _serial_of(udi, as_of)
+            if serial is None:
+                continue  # a lot-level UDI: the units of a line may share it
+            if (lot.gtin, serial) in given:
+                problems.append(f"line {line_no} UDI {udi}: serial {serial} is given twice")
+                continue
+            given.add((lot.gtin, serial))
+            by_lot.setdefault((lot.gtin, lot.lot), []).append((line_no, serial))
+    # Sorted, so that two shipments lock their lots in one order and never wait on each other.
+    for (gtin, lot_no), units in sorted(by_lot.items()):
+        # Locked until commit, as goods issue locks it: two orders confirming one unit at once
+        # must not both find it unshipped (the UDI names its lot, so theirs is the same lot).
+        require_lot(session, gtin, lot_no, lock=True)
+        before = sales.shipped_serials(session, gtin, [serial for _, serial in units])
+        problems += [
+            f"line {line_no}: serial {serial} was shipped on order {before[serial]} already"
+            for line_no, serial in units
+            if serial in before
+        ]
+    return problems
 
 
 def next_dunning_at(rules: RulesService, due: date, level: int, as_of: date) -> str:
