@@ -1078,6 +1078,7 @@ def seed_o2c_demo(session: Session, today: date) -> None:
     if session.get(Customer, "C001") is not None:
         return
     far, gtin = today + timedelta(days=3 * 365), "06901234567892"
+    terms = timedelta(days=60)
     customers = {
         "C001": {"name": "Grade A Hospital", "credit_limit": Decimal("500000.00"), "grade": "A"},
         "C002": {
@@ -1096,7 +1097,12 @@ def seed_o2c_demo(session: Session, today: date) -> None:
         upsert_customer(
             session,
             cid,
-            {"currency": "CNY", "payment_terms_days": 60, "license_expires_on": far, **values},
+            {
+                "currency": "CNY",
+                "payment_terms_days": terms.days,
+                "license_expires_on": far,
+                **values,
+            },
         )
     # C002: close to its limit, with an item 90 days past due.
     sales.add_receivable(
@@ -1108,6 +1114,32 @@ def seed_o2c_demo(session: Session, today: date) -> None:
         doc_date=today - timedelta(days=150),
         due_date=today - timedelta(days=90),
     )
+    # Paid history, so that the nightly re-score (`credit_score`) judges them on their records
+    # and keeps the README's grades: with nothing older than six months a customer is new (N)
+    # and every order of theirs is held. Per customer: the invoice amount and, per invoice,
+    # how many days ago it was issued and how many days after its due date it was paid.
+    # C001 has bought for six years and pays early (A); C002 paid on time for four years until
+    # its overdue item (B); C003 has two years and pays every other invoice 20 days late (B).
+    history = {
+        "C001": (Decimal("80000.00"), [(6 * 365, -5), (330, -5), (240, -5), (150, -3)]),
+        "C002": (Decimal("20000.00"), [(4 * 365, 0), (330, 0), (270, 0), (210, 0)]),
+        "C003": (Decimal("15000.00"), [(2 * 365, 0), (330, 0), (270, 0), (210, 20), (150, 20)]),
+    }
+    for cid, (amount, invoices) in history.items():
+        for days_ago, late in invoices:
+            issued = today - timedelta(days=days_ago)
+            document_no = f"AR-{cid}-{issued:%Y%m%d}"
+            sales.add_receivable(
+                session,
+                document_no=document_no,
+                customer_id=cid,
+                currency="CNY",
+                amount=amount,
+                doc_date=issued,
+                due_date=issued + terms,
+            )
+            paid_on = issued + terms + timedelta(days=late)
+            sales.apply_payment(session, document_no, amount, paid_on, f"{document_no}:paid")
     lots = {
         "L2301": ("released", far),
         "L2302": ("released", today + timedelta(days=90)),  # short shelf life
